@@ -1,0 +1,940 @@
+//! Signed evidence bundles: `pack` hashes every regular file under a directory
+//! into a manifest and signs it; `verify` checks the signature and every file.
+//!
+//! # The bundle
+//!
+//! ```json
+//! {"manifest": {"artifacts": [{"path": "out/sample.txt", "sha256": "…", "size": 15}],
+//!               "dir": "out", "signing": {"algo": "hmac-sha256", "keyRef": "env:MC_SIGNING_KEY"},
+//!               "ts": 1700000000, "version": "v0.3.2-mc"},
+//!  "signature": "<64 hex digits>"}
+//! ```
+//!
+//! # The canonical form that is signed
+//!
+//! The signature is HMAC-SHA256, keyed with the signing key, over the manifest
+//! serialised as compact JSON (no whitespace) with object keys in ascending
+//! byte order, strings escaped as JSON requires (`"`, `\` and control
+//! characters only; other characters as raw UTF-8) and numbers as plain
+//! decimal integers. The manifest has a fixed set of fields, so unknown or
+//! duplicate fields make a bundle malformed rather than silently unsigned.
+//! Re-indenting or re-ordering the bundle's JSON therefore keeps it valid, and
+//! changing any value breaks it.
+//!
+//! The seed kit's bundles (`"algo": "sha256(HMAC-sim)"`: sha256 of the key
+//! followed by Python's `json.dumps(manifest, indent=2)`) still verify, flagged
+//! as a weak signature; `--strict` rejects them.
+//!
+//! # Why it is shaped so
+//!
+//! Files are hashed in parallel, one worker per core, each streaming its files
+//! through one large buffer, so packing runs at the speed of SHA-256 on every
+//! core and memory does not grow with file sizes. Verification never reads
+//! outside the project root: absolute paths, `..`, paths outside the packed
+//! directory and symbolic links are rejected with their reason before any read.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::fs::File;
+use std::io::Read;
+use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use anyhow::{bail, Context, Result};
+use hmac::{Hmac, KeyInit, Mac};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::util::{self, exit};
+
+/// The seed kit's development key, used (with a warning) when no key is set.
+pub const DEV_KEY: &str = "dev-key-not-for-prod";
+/// The signature algorithm of bundles made by this kit.
+pub const ALGO_HMAC: &str = "hmac-sha256";
+/// The seed kit's algorithm name: sha256(key + text), not an HMAC.
+pub const ALGO_SEED: &str = "sha256(HMAC-sim)";
+
+/// A signing key. Its bytes are never printed: `Debug` shows only where it
+/// came from.
+pub struct Key {
+    bytes: Vec<u8>,
+    key_ref: String,
+}
+
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Key")
+            .field("key_ref", &self.key_ref)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Key {
+    /// A key given directly (for library users and tests).
+    pub fn new(bytes: impl Into<Vec<u8>>, key_ref: impl Into<String>) -> Key {
+        Key {
+            bytes: bytes.into(),
+            key_ref: key_ref.into(),
+        }
+    }
+
+    /// The key from `MC_SIGNING_KEY`, else from the file named by
+    /// `MC_SIGNING_KEY_FILE` (one trailing newline is dropped), else the
+    /// development key.
+    pub fn from_env() -> Result<Key> {
+        let inline = std::env::var_os("MC_SIGNING_KEY");
+        let file = std::env::var_os("MC_SIGNING_KEY_FILE");
+        let key = match (inline, file) {
+            (Some(_), Some(_)) => {
+                bail!("both MC_SIGNING_KEY and MC_SIGNING_KEY_FILE are set; unset one of them")
+            }
+            (Some(k), None) => {
+                let k = k
+                    .into_string()
+                    .map_err(|_| anyhow::anyhow!("MC_SIGNING_KEY is not valid UTF-8"))?;
+                Key::new(k, "env:MC_SIGNING_KEY")
+            }
+            (None, Some(path)) => {
+                let path = PathBuf::from(path);
+                let mut bytes = std::fs::read(&path).with_context(|| {
+                    format!(
+                        "cannot read the signing key file {} (MC_SIGNING_KEY_FILE)",
+                        path.display()
+                    )
+                })?;
+                if bytes.ends_with(b"\n") {
+                    bytes.pop();
+                    if bytes.ends_with(b"\r") {
+                        bytes.pop();
+                    }
+                }
+                Key::new(bytes, "env:MC_SIGNING_KEY_FILE")
+            }
+            (None, None) => Key::new(DEV_KEY, "env:MC_SIGNING_KEY"),
+        };
+        if key.bytes.is_empty() {
+            bail!(
+                "the signing key is empty; set MC_SIGNING_KEY or MC_SIGNING_KEY_FILE to a secret"
+            );
+        }
+        Ok(key)
+    }
+
+    /// Whether this is the seed kit's public development key.
+    pub fn is_dev(&self) -> bool {
+        self.bytes == DEV_KEY.as_bytes()
+    }
+
+    /// Refuses the development key under `strict`, and warns about it otherwise.
+    pub fn check_dev(&self, strict: bool, prog: &str) -> Result<()> {
+        if self.is_dev() {
+            if strict {
+                bail!("--strict refuses the development signing key; set MC_SIGNING_KEY or MC_SIGNING_KEY_FILE");
+            }
+            eprintln!(
+                "{prog}: warning: signing with the development key (not for production); \
+                 set MC_SIGNING_KEY or MC_SIGNING_KEY_FILE"
+            );
+        }
+        Ok(())
+    }
+
+    fn hmac(&self) -> Hmac<Sha256> {
+        <Hmac<Sha256> as KeyInit>::new_from_slice(&self.bytes).expect("HMAC takes keys of any size")
+    }
+}
+
+/// The signed part of a bundle. Fields are declared in ascending byte order
+/// of their names, so serde_json's compact output of this struct *is* the
+/// canonical form (a test re-derives it by sorting keys).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub artifacts: Vec<Artifact>,
+    /// The packed directory, relative to the project root (absent in the
+    /// seed's bundles, which always packed `out`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dir: Option<String>,
+    pub signing: Signing,
+    pub ts: u64,
+    pub version: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Artifact {
+    pub path: String,
+    pub sha256: String,
+    /// Size in bytes (absent in the seed's bundles).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Signing {
+    pub algo: String,
+    #[serde(rename = "keyRef")]
+    pub key_ref: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bundle {
+    pub manifest: Manifest,
+    pub signature: String,
+}
+
+impl Manifest {
+    /// The bytes that are signed: see the module documentation.
+    pub fn canonical(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("a manifest always serialises")
+    }
+
+    /// The packed directory (`out` for the seed's bundles).
+    pub fn packed_dir(&self) -> &str {
+        self.dir.as_deref().unwrap_or("out")
+    }
+}
+
+/// What `pack` needs besides the key.
+#[derive(Debug, Clone)]
+pub struct PackOptions {
+    /// The project root: artifact paths are relative to it.
+    pub root: PathBuf,
+    /// The directory to pack, relative to `root`.
+    pub dir: PathBuf,
+    /// Where the bundle goes (relative paths are taken from `root`).
+    pub out: PathBuf,
+    /// The manifest's `version`.
+    pub version: String,
+    /// The manifest's `ts`.
+    pub ts: u64,
+}
+
+/// Hashes every regular file under `opts.dir`, signs the manifest and writes
+/// the bundle atomically to `opts.out`. Returns the bundle.
+pub fn pack(opts: &PackOptions, key: &Key) -> Result<Bundle> {
+    let root = &opts.root;
+    let dir_rel = relative_dir(&opts.dir)?;
+    let out = root.join(&opts.out);
+    let skip = OwnBundle::new(root, &out);
+    let paths = list_files(root, &dir_rel, &skip)?;
+    let hashes = hash_all(root, &paths);
+    let mut artifacts = Vec::with_capacity(paths.len());
+    for (path, hashed) in paths.into_iter().zip(hashes) {
+        let (sha256, size) = hashed.with_context(|| format!("cannot hash {path}"))?;
+        artifacts.push(Artifact {
+            path,
+            sha256,
+            size: Some(size),
+        });
+    }
+    let manifest = Manifest {
+        artifacts,
+        dir: Some(dir_rel),
+        signing: Signing {
+            algo: ALGO_HMAC.to_string(),
+            key_ref: key.key_ref.clone(),
+        },
+        ts: opts.ts,
+        version: opts.version.clone(),
+    };
+    let mut mac = key.hmac();
+    mac.update(&manifest.canonical());
+    let signature = util::hex(&mac.finalize().into_bytes());
+    let bundle = Bundle {
+        manifest,
+        signature,
+    };
+    let mut text = serde_json::to_string_pretty(&bundle).expect("a bundle always serialises");
+    text.push('\n');
+    util::write_atomic(&out, text.as_bytes())?;
+    Ok(bundle)
+}
+
+/// The verdict on one bundle. Serialises to the JSON `verify` prints.
+#[derive(Debug, Clone, Serialize)]
+pub struct Verdict {
+    pub signature_ok: bool,
+    pub algo: String,
+    /// The bundle uses the seed kit's sha256(key + text), not an HMAC.
+    pub weak_signature: bool,
+    /// Listed files that are gone.
+    pub missing: Vec<String>,
+    /// Listed files whose size or sha256 changed.
+    pub mismatch: Vec<String>,
+    /// Files under the packed directory that the manifest does not list.
+    pub extra: Vec<String>,
+    /// Listed paths that were not read because they are unsafe.
+    pub rejected: Vec<Rejected>,
+    /// Why the bundle is not ok, in words.
+    pub reasons: Vec<String>,
+    pub ok: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Rejected {
+    pub path: String,
+    pub reason: String,
+}
+
+/// Reads and parses a bundle; any problem is a one-line error with exit code 2.
+pub fn read_bundle(file: &Path) -> Result<Bundle> {
+    let text = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()));
+    let text = text.map_err(|e| util::fail(exit::NOT_VERIFIED, e))?;
+    parse_bundle(&text)
+        .with_context(|| format!("malformed bundle {}", file.display()))
+        .map_err(|e| util::fail(exit::NOT_VERIFIED, e))
+}
+
+/// Parses and validates a bundle's bytes.
+pub fn parse_bundle(bytes: &[u8]) -> Result<Bundle> {
+    let bundle: Bundle = serde_json::from_slice(bytes)?;
+    let m = &bundle.manifest;
+    if m.signing.algo != ALGO_HMAC && m.signing.algo != ALGO_SEED {
+        bail!(
+            "unknown signing algo {:?} (expected {ALGO_HMAC:?} or {ALGO_SEED:?})",
+            m.signing.algo
+        );
+    }
+    if !is_hex64(&bundle.signature) {
+        bail!("signature is not 64 lowercase hex digits");
+    }
+    if m.signing.algo == ALGO_HMAC && m.dir.is_none() {
+        bail!("manifest has no `dir`");
+    }
+    let mut seen = BTreeSet::new();
+    for a in &m.artifacts {
+        if !is_hex64(&a.sha256) {
+            bail!(
+                "artifact {:?}: sha256 is not 64 lowercase hex digits",
+                a.path
+            );
+        }
+        if m.signing.algo == ALGO_HMAC && a.size.is_none() {
+            bail!("artifact {:?}: missing `size`", a.path);
+        }
+        if !seen.insert(a.path.as_str()) {
+            bail!("artifact {:?} is listed twice", a.path);
+        }
+    }
+    Ok(bundle)
+}
+
+/// Verifies `bundle` (found at `bundle_path`) against the files under `root`.
+pub fn verify(
+    root: &Path,
+    bundle: &Bundle,
+    bundle_path: &Path,
+    key: &Key,
+    strict: bool,
+) -> Verdict {
+    let m = &bundle.manifest;
+    let weak = m.signing.algo == ALGO_SEED;
+    let signature_ok = if weak {
+        seed_signature_ok(m, &bundle.signature, key)
+    } else {
+        let mut mac = key.hmac();
+        mac.update(&m.canonical());
+        let sig = unhex(&bundle.signature).expect("validated by parse_bundle");
+        mac.verify_slice(&sig).is_ok()
+    };
+    let mut reasons = Vec::new();
+    if !signature_ok {
+        reasons
+            .push("signature does not match: wrong key, or the manifest was changed".to_string());
+    }
+    if weak && strict {
+        reasons.push(format!(
+            "--strict rejects the seed kit's weak {ALGO_SEED:?} signature; re-pack with this kit"
+        ));
+    }
+
+    let mut rejected = Vec::new();
+    let mut safe = Vec::new();
+    let dir = m.packed_dir();
+    let dir_ok = match check_rel_path(dir) {
+        Ok(()) => true,
+        Err(reason) => {
+            rejected.push(Rejected {
+                path: dir.to_string(),
+                reason: format!("packed directory: {reason}"),
+            });
+            false
+        }
+    };
+    for a in &m.artifacts {
+        let outside = !a.path.starts_with(dir) || a.path.as_bytes().get(dir.len()) != Some(&b'/');
+        let checked = check_rel_path(&a.path).and_then(|()| {
+            if outside {
+                Err(format!("outside the packed directory {dir:?}"))
+            } else {
+                check_no_escape(root, &a.path)
+            }
+        });
+        match checked {
+            Ok(()) => safe.push(a),
+            Err(reason) => rejected.push(Rejected {
+                path: a.path.clone(),
+                reason,
+            }),
+        }
+    }
+
+    let mut missing = Vec::new();
+    let mut mismatch = Vec::new();
+    let results = hash_all(
+        root,
+        &safe.iter().map(|a| a.path.clone()).collect::<Vec<_>>(),
+    );
+    for (a, got) in safe.iter().zip(results) {
+        match got {
+            Ok((sha, size)) if sha == a.sha256 && a.size.is_none_or(|s| s == size) => {}
+            Ok(_) => mismatch.push(a.path.clone()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => missing.push(a.path.clone()),
+            Err(e) => rejected.push(Rejected {
+                path: a.path.clone(),
+                reason: format!("cannot read: {e}"),
+            }),
+        }
+    }
+
+    let mut extra = Vec::new();
+    if dir_ok {
+        let listed: BTreeSet<&str> = m.artifacts.iter().map(|a| a.path.as_str()).collect();
+        let skip = OwnBundle::new(root, &root.join(bundle_path));
+        match list_files(root, dir, &skip) {
+            Ok(now) => {
+                extra = now
+                    .into_iter()
+                    .filter(|p| !listed.contains(p.as_str()))
+                    .collect()
+            }
+            Err(e) if root.join(dir).exists() => reasons.push(format!("cannot list {dir}: {e:#}")),
+            Err(_) => {}
+        }
+    }
+    for (what, list) in [
+        ("missing", &missing),
+        ("changed", &mismatch),
+        ("not in the manifest", &extra),
+    ] {
+        if !list.is_empty() {
+            reasons.push(format!("{} file(s) {what}", list.len()));
+        }
+    }
+    if !rejected.is_empty() {
+        reasons.push(format!(
+            "{} path(s) rejected as unsafe or unreadable",
+            rejected.len()
+        ));
+    }
+    let ok = reasons.is_empty();
+    Verdict {
+        signature_ok,
+        algo: m.signing.algo.clone(),
+        weak_signature: weak,
+        missing,
+        mismatch,
+        extra,
+        rejected,
+        reasons,
+        ok,
+    }
+}
+
+/// `pack` from the command line: relative paths are taken from `root`.
+pub fn run_pack(root: &Path, args: &crate::flags::PackArgs, prog: &str) -> Result<u8> {
+    let key = Key::from_env()?;
+    key.check_dev(args.strict, prog)?;
+    let opts = PackOptions {
+        root: root.to_path_buf(),
+        dir: args.dir.clone(),
+        out: args.out.clone(),
+        version: util::version_from_env(),
+        ts: util::now_epoch()?,
+    };
+    let bundle = pack(&opts, &key)?;
+    println!(
+        "wrote evidence bundle → {} ({} files)",
+        args.out.display(),
+        bundle.manifest.artifacts.len()
+    );
+    Ok(exit::OK)
+}
+
+/// `verify` from the command line: prints the verdict as JSON; exit 0 when ok, 2 when not.
+pub fn run_verify(root: &Path, args: &crate::flags::VerifyArgs, prog: &str) -> Result<u8> {
+    let key = Key::from_env()?;
+    if key.is_dev() && args.strict {
+        return Err(util::fail(
+            exit::NOT_VERIFIED,
+            anyhow::anyhow!("--strict refuses the development signing key; set MC_SIGNING_KEY or MC_SIGNING_KEY_FILE"),
+        ));
+    }
+    key.check_dev(false, prog)?;
+    let file = root.join(&args.file);
+    let bundle = read_bundle(&file)?;
+    let verdict = verify(root, &bundle, &args.file, &key, args.strict);
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&verdict).expect("a verdict serialises")
+    );
+    if verdict.weak_signature && !args.strict {
+        eprintln!(
+            "{prog}: warning: {} uses the seed kit's weak signature; re-pack it with this kit",
+            args.file.display()
+        );
+    }
+    Ok(if verdict.ok {
+        exit::OK
+    } else {
+        exit::NOT_VERIFIED
+    })
+}
+
+/// The summary of a verdict as JSON, for reports.
+pub fn verdict_json(v: &Verdict) -> serde_json::Value {
+    json!(v)
+}
+
+/// The bundle file being written and its temporary files, which are never
+/// listed in (or counted as extra to) their own manifest.
+struct OwnBundle {
+    rel: Option<String>,
+    tmp_prefix: Option<String>,
+}
+
+impl OwnBundle {
+    fn new(root: &Path, out: &Path) -> OwnBundle {
+        let rel = lexical_rel(root, out);
+        let tmp_prefix = rel.as_ref().map(|r| {
+            let (parent, name) = r.rsplit_once('/').unwrap_or(("", r));
+            let prefix = util::tmp_prefix(name.as_ref());
+            if parent.is_empty() {
+                prefix
+            } else {
+                format!("{parent}/{prefix}")
+            }
+        });
+        OwnBundle { rel, tmp_prefix }
+    }
+
+    fn skips(&self, rel: &str) -> bool {
+        self.rel.as_deref() == Some(rel)
+            || self
+                .tmp_prefix
+                .as_deref()
+                .is_some_and(|p| rel.starts_with(p) && rel.ends_with(".tmp"))
+    }
+}
+
+/// `path` relative to `root` as a `/`-separated string, if it lies lexically
+/// under it (both are made absolute first).
+fn lexical_rel(root: &Path, path: &Path) -> Option<String> {
+    let abs = |p: &Path| -> Option<PathBuf> {
+        let p = if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            std::env::current_dir().ok()?.join(p)
+        };
+        let mut out = PathBuf::new();
+        for c in p.components() {
+            match c {
+                Component::ParentDir => {
+                    out.pop();
+                }
+                Component::CurDir => {}
+                c => out.push(c),
+            }
+        }
+        Some(out)
+    };
+    let (root, path) = (abs(root)?, abs(path)?);
+    let rel = path.strip_prefix(&root).ok()?;
+    let parts: Option<Vec<&str>> = rel.components().map(|c| c.as_os_str().to_str()).collect();
+    Some(parts?.join("/"))
+}
+
+/// Validates `--dir` and returns it as a `/`-separated relative path.
+fn relative_dir(dir: &Path) -> Result<String> {
+    let mut parts = Vec::new();
+    for c in dir.components() {
+        match c {
+            Component::Normal(s) => parts.push(
+                s.to_str()
+                    .with_context(|| format!("--dir {}: not valid UTF-8", dir.display()))?,
+            ),
+            Component::CurDir => {}
+            _ => bail!(
+                "--dir {}: must be a relative path inside the project root, without `..`",
+                dir.display()
+            ),
+        }
+    }
+    if parts.is_empty() {
+        bail!(
+            "--dir {}: must name a directory below the project root",
+            dir.display()
+        );
+    }
+    Ok(parts.join("/"))
+}
+
+/// Every regular file under `root/dir`, as sorted `/`-separated paths relative
+/// to `root`. Symbolic links and other special files are not evidence and are
+/// skipped; non-UTF-8 names are an error naming the file.
+fn list_files(root: &Path, dir: &str, skip: &OwnBundle) -> Result<Vec<String>> {
+    let top = root.join(dir);
+    let meta = std::fs::metadata(&top).with_context(|| format!("cannot read directory {dir}"))?;
+    if !meta.is_dir() {
+        bail!("{dir} is not a directory");
+    }
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_string()];
+    while let Some(rel_dir) = stack.pop() {
+        let entries = std::fs::read_dir(root.join(&rel_dir))
+            .with_context(|| format!("cannot read directory {rel_dir}"))?;
+        for entry in entries {
+            let entry = entry.with_context(|| format!("cannot read directory {rel_dir}"))?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else {
+                bail!(
+                    "{rel_dir}/{}: file name is not valid UTF-8; rename it",
+                    name.to_string_lossy()
+                );
+            };
+            let rel = format!("{rel_dir}/{name}");
+            let ft = entry
+                .file_type()
+                .with_context(|| format!("cannot stat {rel}"))?;
+            if ft.is_dir() {
+                stack.push(rel);
+            } else if ft.is_file() && !skip.skips(&rel) {
+                files.push(rel);
+            }
+        }
+    }
+    files.sort_unstable();
+    Ok(files)
+}
+
+/// A file's sha256 (hex) and size, or why it could not be hashed.
+type Hashed = std::io::Result<(String, u64)>;
+
+/// Hashes `paths` (relative to `root`) on every core; results in input order.
+fn hash_all(root: &Path, paths: &[String]) -> Vec<Hashed> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(paths.len())
+        .max(1);
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<Hashed>>> = Mutex::new((0..paths.len()).map(|_| None).collect());
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                let mut buf = vec![0u8; 1 << 20];
+                let mut local = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(path) = paths.get(i) else { break };
+                    local.push((i, hash_file(&root.join(path), &mut buf)));
+                }
+                let mut all = results.lock().unwrap_or_else(|e| e.into_inner());
+                for (i, r) in local {
+                    all[i] = Some(r);
+                }
+            });
+        }
+    });
+    results
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner())
+        .into_iter()
+        .map(|r| r.expect("every index is hashed once"))
+        .collect()
+}
+
+/// Streams one file through SHA-256. A file whose size or modification time
+/// changes while it is read is an error: its hash would describe no version
+/// of it.
+pub fn hash_file(path: &Path, buf: &mut [u8]) -> std::io::Result<(String, u64)> {
+    let mut file = File::open(path)?;
+    let before = file.metadata()?;
+    if !before.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    let mut hasher = Sha256::new();
+    let mut size = 0u64;
+    loop {
+        let n = match file.read(buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        hasher.update(&buf[..n]);
+        size += n as u64;
+    }
+    let after = file.metadata()?;
+    if size != before.len()
+        || after.len() != before.len()
+        || after.modified().ok() != before.modified().ok()
+    {
+        return Err(std::io::Error::other(
+            "the file changed while it was being hashed; re-run once it is stable",
+        ));
+    }
+    Ok((util::hex(&hasher.finalize()), size))
+}
+
+/// Rejects absolute paths, `..`, `.`, empty components and NUL bytes.
+fn check_rel_path(path: &str) -> std::result::Result<(), String> {
+    if path.is_empty() {
+        return Err("empty path".into());
+    }
+    if path.starts_with('/') || path.starts_with('\\') || path.get(1..2) == Some(":") {
+        return Err("absolute path".into());
+    }
+    if path.contains('\0') {
+        return Err("NUL byte in path".into());
+    }
+    for part in path.split(['/', '\\']) {
+        match part {
+            ".." => return Err("`..` component escapes the project root".into()),
+            "." | "" => return Err("path is not in normal form".into()),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Rejects a path with a symbolic link in any component: a link could point
+/// anywhere, and pack never lists one.
+fn check_no_escape(root: &Path, path: &str) -> std::result::Result<(), String> {
+    let mut p = root.to_path_buf();
+    for part in path.split('/') {
+        p.push(part);
+        match std::fs::symlink_metadata(&p) {
+            Ok(m) if m.file_type().is_symlink() => {
+                let target = std::fs::canonicalize(&p);
+                let root = std::fs::canonicalize(root);
+                let escapes = match (target, root) {
+                    (Ok(t), Ok(r)) => !t.starts_with(r),
+                    _ => true,
+                };
+                return Err(if escapes {
+                    "symbolic link escapes the project root".into()
+                } else {
+                    "symbolic link (evidence lists regular files only)".into()
+                });
+            }
+            Ok(_) => {}
+            Err(_) => return Ok(()), // missing: reported as missing by the read
+        }
+    }
+    Ok(())
+}
+
+/// The seed kit's scheme: sha256(key + json.dumps(manifest, indent=2)),
+/// compared in constant time.
+fn seed_signature_ok(m: &Manifest, signature: &str, key: &Key) -> bool {
+    let artifacts: Vec<serde_json::Value> = m
+        .artifacts
+        .iter()
+        .map(|a| {
+            let mut o = serde_json::Map::new();
+            o.insert("path".into(), a.path.clone().into());
+            o.insert("sha256".into(), a.sha256.clone().into());
+            if let Some(size) = a.size {
+                o.insert("size".into(), size.into());
+            }
+            serde_json::Value::Object(o)
+        })
+        .collect();
+    // The seed writes its keys in this order; preserve_order keeps it.
+    let mut o = serde_json::Map::new();
+    o.insert("version".into(), m.version.clone().into());
+    o.insert("ts".into(), m.ts.into());
+    if let Some(dir) = &m.dir {
+        o.insert("dir".into(), dir.clone().into());
+    }
+    o.insert("artifacts".into(), artifacts.into());
+    o.insert(
+        "signing".into(),
+        json!({"algo": m.signing.algo, "keyRef": m.signing.key_ref}),
+    );
+    let mut hasher = Sha256::new();
+    hasher.update(&key.bytes);
+    hasher.update(python_dumps_indent2(&serde_json::Value::Object(o)).as_bytes());
+    let want = util::hex(&hasher.finalize());
+    constant_time_eq(want.as_bytes(), signature.as_bytes())
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Python's `json.dumps(value, indent=2)`: `", "`-free item separators at line
+/// ends, `": "` after keys, and non-ASCII escaped as `\uXXXX`.
+pub fn python_dumps_indent2(value: &serde_json::Value) -> String {
+    fn go(v: &serde_json::Value, depth: usize, out: &mut String) {
+        use serde_json::Value::*;
+        let pad = |d: usize, out: &mut std::string::String| {
+            out.push('\n');
+            out.extend(std::iter::repeat_n(' ', 2 * d));
+        };
+        match v {
+            Null => out.push_str("null"),
+            Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+            Number(n) => out.push_str(&n.to_string()),
+            String(s) => py_str(s, out),
+            Array(a) if a.is_empty() => out.push_str("[]"),
+            Object(o) if o.is_empty() => out.push_str("{}"),
+            Array(a) => {
+                out.push('[');
+                for (i, x) in a.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    pad(depth + 1, out);
+                    go(x, depth + 1, out);
+                }
+                pad(depth, out);
+                out.push(']');
+            }
+            Object(o) => {
+                out.push('{');
+                for (i, (k, x)) in o.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    pad(depth + 1, out);
+                    py_str(k, out);
+                    out.push_str(": ");
+                    go(x, depth + 1, out);
+                }
+                pad(depth, out);
+                out.push('}');
+            }
+        }
+    }
+    fn py_str(s: &str, out: &mut String) {
+        out.push('"');
+        for c in s.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                '\u{8}' => out.push_str("\\b"),
+                '\u{c}' => out.push_str("\\f"),
+                c if (c as u32) < 0x20 || (c as u32) > 0x7e => {
+                    let mut units = [0u16; 2];
+                    for u in c.encode_utf16(&mut units) {
+                        out.push_str(&format!("\\u{u:04x}"));
+                    }
+                }
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+    }
+    let mut out = String::new();
+    go(value, 0, &mut out);
+    out
+}
+
+fn is_hex64(s: &str) -> bool {
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    let val = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    s.as_bytes()
+        .chunks(2)
+        .map(|p| Some(val(p[0])? << 4 | val(*p.get(1)?)?))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sorted(v: &serde_json::Value) -> serde_json::Value {
+        match v {
+            serde_json::Value::Object(o) => {
+                let mut keys: Vec<_> = o.keys().collect();
+                keys.sort();
+                let mut out = serde_json::Map::new();
+                for k in keys {
+                    out.insert(k.clone(), sorted(&o[k]));
+                }
+                serde_json::Value::Object(out)
+            }
+            serde_json::Value::Array(a) => a.iter().map(sorted).collect(),
+            v => v.clone(),
+        }
+    }
+
+    #[test]
+    fn canonical_form_is_sorted_compact_json() {
+        let m = Manifest {
+            artifacts: vec![Artifact {
+                path: "out/é \"q\".txt".into(),
+                sha256: "0".repeat(64),
+                size: Some(3),
+            }],
+            dir: Some("out".into()),
+            signing: Signing {
+                algo: ALGO_HMAC.into(),
+                key_ref: "env:MC_SIGNING_KEY".into(),
+            },
+            ts: 7,
+            version: "v1".into(),
+        };
+        let value = serde_json::to_value(&m).unwrap();
+        let want = serde_json::to_vec(&sorted(&value)).unwrap();
+        assert_eq!(
+            String::from_utf8(m.canonical()).unwrap(),
+            String::from_utf8(want).unwrap()
+        );
+    }
+
+    #[test]
+    fn python_dumps_matches_python() {
+        // Printed by Python 3.11: json.dumps({"a": [1, {"b": "é\n"}], "c": [], "d": {}}, indent=2)
+        let v: serde_json::Value =
+            serde_json::from_str(r#"{"a": [1, {"b": "é\n"}], "c": [], "d": {}}"#).unwrap();
+        let want = "{\n  \"a\": [\n    1,\n    {\n      \"b\": \"\\u00e9\\n\"\n    }\n  ],\n  \"c\": [],\n  \"d\": {}\n}";
+        assert_eq!(python_dumps_indent2(&v), want);
+    }
+
+    #[test]
+    fn relative_paths_are_checked() {
+        for bad in [
+            "/etc/passwd",
+            "out/../../x",
+            "out//x",
+            "./out/x",
+            "",
+            "C:/x",
+            "out/\0",
+        ] {
+            assert!(check_rel_path(bad).is_err(), "{bad:?} must be rejected");
+        }
+        assert!(check_rel_path("out/a b/é.txt").is_ok());
+    }
+
+    #[test]
+    fn unhex_round_trips() {
+        assert_eq!(unhex("00abff"), Some(vec![0, 0xab, 0xff]));
+        assert_eq!(unhex("0g"), None);
+    }
+}

@@ -1,0 +1,243 @@
+//! Every command line of the kit, for both binaries: `cargo xtask` and the
+//! drop-in `mc`. House rules: `///` help on every command and option (it is the
+//! `--help` text), uppercase value names, and defaults stated in the help.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// The MC go-live kit: rehearse a release's go-live plan locally and ship a
+/// signed evidence bundle.
+///
+/// Exit codes: 0 passed; 1 error (bad input file, I/O); 2 bad command line or
+/// evidence that does not verify; 3 a gate failed; 4 a pre-merge check failed.
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", version, max_term_width = 100)]
+pub struct Xtask {
+    #[command(subcommand)]
+    pub cmd: XtaskCmd,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum XtaskCmd {
+    /// Run the whole go-live plan: build facts, gateway probe, SLO baseline,
+    /// gates for every stage, signed evidence, reports.
+    Golive(GoliveArgs),
+    /// Pack or verify a signed evidence bundle.
+    #[command(subcommand)]
+    Evidence(EvidenceCmd),
+    /// Take SLO snapshots.
+    #[command(subcommand)]
+    Slo(SloCmd),
+    /// Judge one rollout stage against its objectives and write its report.
+    Gates(GatesArgs),
+    /// Serve or probe the A2A agent gateway.
+    #[command(subcommand)]
+    A2a(A2aCmd),
+    /// Measure evidence hashing and gateway throughput (never part of `cargo test`).
+    Bench(BenchArgs),
+}
+
+/// The drop-in `mc` binary: the seed kit's `tools/mc.py` command lines, working
+/// on the current directory.
+///
+/// Exit codes: 0 passed; 1 error (bad input file, I/O); 2 bad command line or
+/// evidence that does not verify; 3 a gate failed.
+#[derive(Debug, Parser)]
+#[command(name = "mc", version, max_term_width = 100)]
+pub struct Mc {
+    #[command(subcommand)]
+    pub cmd: McCmd,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum McCmd {
+    /// Pack or verify a signed evidence bundle.
+    #[command(subcommand)]
+    Evidence(EvidenceCmd),
+    /// Take SLO snapshots.
+    #[command(subcommand)]
+    Slo(SloCmd),
+    /// Judge one rollout stage against its objectives and write its report.
+    Gates(GatesArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EvidenceCmd {
+    /// Hash every regular file under the evidence directory and write a signed
+    /// bundle. The key comes from MC_SIGNING_KEY or MC_SIGNING_KEY_FILE.
+    Pack(PackArgs),
+    /// Check a bundle's signature and every file it lists; prints a JSON verdict.
+    /// Exits 0 when ok, 2 when not.
+    Verify(VerifyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PackArgs {
+    /// Where to write the bundle (parent directories are created).
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// The directory to pack, relative to the project root.
+    #[arg(long, value_name = "DIR", default_value = "out")]
+    pub dir: PathBuf,
+    /// Refuse the built-in development key.
+    #[arg(long)]
+    pub strict: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The bundle to verify.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Refuse the development key and bundles with the seed kit's weak signature.
+    #[arg(long)]
+    pub strict: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SloCmd {
+    /// Write a simulated SLO snapshot (reproducible with --seed and SOURCE_DATE_EPOCH).
+    Snapshot(SnapshotArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SnapshotArgs {
+    /// Where to write the snapshot.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// Seed for the simulated values (default: MC_SEED, else random); always
+    /// recorded in the snapshot so the run can be replayed.
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+    /// Rehearse a bad release: shift a metric, e.g. `GraphQL.reads.p95_ms=+200`
+    /// or `availability=-0.5`. Repeatable.
+    #[arg(long, value_name = "METRIC=DELTA")]
+    pub degrade: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct GatesArgs {
+    /// The rollout stage to judge: stage, canary_20, canary_50 or production.
+    #[arg(long, value_name = "STAGE")]
+    pub stage: String,
+    /// Treat WARN as a failure (non-zero exit).
+    #[arg(long)]
+    pub strict: bool,
+    /// Where to write the gate report.
+    #[arg(long, value_name = "FILE")]
+    pub report: PathBuf,
+    /// The SLO snapshot holding what the stage observed (default: simulate it).
+    #[arg(long, value_name = "FILE")]
+    pub slo: Option<PathBuf>,
+    /// The baseline SLO snapshot for the regression check.
+    #[arg(long, value_name = "FILE")]
+    pub baseline: Option<PathBuf>,
+    /// Gate configuration (TOML) overriding the default objectives
+    /// (default: golive.toml in the project root when present).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Seed for simulated observations (default: MC_SEED, else random).
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+    /// Rehearse a bad release in the simulated observations (see `slo snapshot --degrade`).
+    #[arg(long, value_name = "METRIC=DELTA")]
+    pub degrade: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum A2aCmd {
+    /// Run the A2A gateway until Ctrl-C.
+    Serve(ServeArgs),
+    /// Send the seed's example request to a gateway, check the answer, and
+    /// optionally drive a bounded load.
+    Probe(ProbeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    pub addr: String,
+    /// Rego policy file (default: the built-in policy).
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+    /// Append every decision to this JSON-lines log.
+    #[arg(long, value_name = "FILE")]
+    pub decision_log: Option<PathBuf>,
+    /// Largest request body accepted, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
+    pub max_body: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// Gateway base URL (default: $A2A_URL, else an in-process gateway).
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
+    /// Number of requests of the load (0: the single probe only).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub requests: u64,
+    /// Concurrent connections of the load.
+    #[arg(long, value_name = "C", default_value_t = 4)]
+    pub concurrency: u64,
+    /// Stop the load after this many seconds even if requests remain.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub max_seconds: u64,
+    /// Also write the result (a measured SLO snapshot when loading) to this file.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct GoliveArgs {
+    /// Release version (default: MC_VERSION, else v0.3.2-mc).
+    #[arg(long = "version", value_name = "VERSION")]
+    pub release: Option<String>,
+    /// Seed for simulated observations (default: MC_SEED, else random).
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+    /// Treat WARN as failure and refuse the development signing key.
+    #[arg(long)]
+    pub strict: bool,
+    /// Comma-separated stages to run, in rollout order.
+    #[arg(
+        long,
+        value_name = "LIST",
+        default_value = "stage,canary_20,canary_50,production"
+    )]
+    pub stages: String,
+    /// Gate configuration (TOML; default: golive.toml in the project root when present).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Rehearse a bad release (see `slo snapshot --degrade`). Repeatable.
+    #[arg(long, value_name = "METRIC=DELTA")]
+    pub degrade: Vec<String>,
+    /// Comma-separated pre-merge checks to run first: fmt, clippy, test.
+    #[arg(long, value_name = "LIST")]
+    pub checks: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Scale the data sets down by this factor (1 = the full sets of the README).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub scale_down: u64,
+    /// Skip the evidence benchmark.
+    #[arg(long)]
+    pub no_evidence: bool,
+    /// Skip the gateway benchmark.
+    #[arg(long)]
+    pub no_gateway: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn clis_are_well_formed() {
+        super::Xtask::command().debug_assert();
+        super::Mc::command().debug_assert();
+    }
+}

@@ -1,0 +1,54 @@
+//! The MC go-live kit as a library: every task of `cargo xtask` and of the
+//! drop-in `mc` binary lives here, one module per capability, so another
+//! Rust workspace can call it from its own xtask (see the README).
+//!
+//! The binaries only parse their command line ([`flags`]) and hand it to
+//! [`run_xtask`] or [`run_mc`], which return the process exit code
+//! ([`util::exit`]).
+
+pub mod a2a;
+pub mod bench;
+pub mod evidence;
+pub mod flags;
+pub mod gates;
+pub mod golive;
+pub mod report;
+pub mod slo;
+pub mod util;
+
+use std::path::Path;
+
+use anyhow::Result;
+
+use flags::{A2aCmd, EvidenceCmd, McCmd, SloCmd, XtaskCmd};
+
+/// Runs one `cargo xtask` command with `root` as the project root.
+pub fn run_xtask(cmd: XtaskCmd, root: &Path) -> Result<u8> {
+    const PROG: &str = "xtask";
+    match cmd {
+        XtaskCmd::Golive(args) => golive::run(root, &args),
+        XtaskCmd::Evidence(cmd) => run_evidence(cmd, root, PROG),
+        XtaskCmd::Slo(SloCmd::Snapshot(args)) => slo::run_snapshot(root, &args),
+        XtaskCmd::Gates(args) => gates::run(root, &args),
+        XtaskCmd::A2a(A2aCmd::Serve(args)) => a2a::run_serve(root, &args),
+        XtaskCmd::A2a(A2aCmd::Probe(args)) => a2a::run_probe(root, &args),
+        XtaskCmd::Bench(args) => bench::run(root, &args),
+    }
+}
+
+/// Runs one `mc` command with `root` (the current directory) as the project root.
+pub fn run_mc(cmd: McCmd, root: &Path) -> Result<u8> {
+    const PROG: &str = "mc";
+    match cmd {
+        McCmd::Evidence(cmd) => run_evidence(cmd, root, PROG),
+        McCmd::Slo(SloCmd::Snapshot(args)) => slo::run_snapshot(root, &args),
+        McCmd::Gates(args) => gates::run(root, &args),
+    }
+}
+
+fn run_evidence(cmd: EvidenceCmd, root: &Path, prog: &str) -> Result<u8> {
+    match cmd {
+        EvidenceCmd::Pack(args) => evidence::run_pack(root, &args, prog),
+        EvidenceCmd::Verify(args) => evidence::run_verify(root, &args, prog),
+    }
+}
