@@ -242,17 +242,22 @@ pub fn pack(opts: &PackOptions, key: &Key) -> Result<Bundle> {
         ts: opts.ts,
         version: opts.version.clone(),
     };
-    let mut mac = key.hmac();
-    mac.update(&manifest.canonical());
-    let signature = util::hex(&mac.finalize().into_bytes());
-    let bundle = Bundle {
-        manifest,
-        signature,
-    };
+    let bundle = sign(manifest, key);
     let mut text = serde_json::to_string_pretty(&bundle).expect("a bundle always serialises");
     text.push('\n');
     util::write_atomic(&out, text.as_bytes())?;
     Ok(bundle)
+}
+
+/// Signs `manifest` with `key` (HMAC-SHA256 over its canonical form).
+pub fn sign(manifest: Manifest, key: &Key) -> Bundle {
+    let mut mac = key.hmac();
+    mac.update(&manifest.canonical());
+    let signature = util::hex(&mac.finalize().into_bytes());
+    Bundle {
+        manifest,
+        signature,
+    }
 }
 
 /// The verdict on one bundle. Serialises to the JSON `verify` prints.
@@ -281,9 +286,11 @@ pub struct Rejected {
     pub reason: String,
 }
 
-/// Reads and parses a bundle; any problem is a one-line error with exit code 2.
-pub fn read_bundle(file: &Path) -> Result<Bundle> {
-    let text = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()));
+/// Reads and parses the bundle at `root/file`; any problem is a one-line
+/// error naming `file`, with exit code 2.
+pub fn read_bundle(root: &Path, file: &Path) -> Result<Bundle> {
+    let text =
+        std::fs::read(root.join(file)).with_context(|| format!("cannot read {}", file.display()));
     let text = text.map_err(|e| util::fail(exit::NOT_VERIFIED, e))?;
     parse_bundle(&text)
         .with_context(|| format!("malformed bundle {}", file.display()))
@@ -476,8 +483,7 @@ pub fn run_verify(root: &Path, args: &crate::flags::VerifyArgs, prog: &str) -> R
         ));
     }
     key.check_dev(false, prog)?;
-    let file = root.join(&args.file);
-    let bundle = read_bundle(&file)?;
+    let bundle = read_bundle(root, &args.file)?;
     let verdict = verify(root, &bundle, &args.file, &key, args.strict);
     println!(
         "{}",

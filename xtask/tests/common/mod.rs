@@ -21,7 +21,8 @@ pub fn temp_project() -> tempfile::TempDir {
 pub fn xtask(root: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
     hermetic(&mut cmd);
-    cmd.env("CARGO_MANIFEST_DIR", root.join("xtask")).current_dir(root);
+    cmd.env("CARGO_MANIFEST_DIR", root.join("xtask"))
+        .current_dir(root);
     cmd
 }
 
