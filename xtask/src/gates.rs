@@ -661,24 +661,23 @@ fn reason(c: &Check) -> Option<String> {
             c.metric
         ));
     }
+    // Numbers as Rust shows them: 518, not JSON's 518.0.
+    let show = |v: &Value| v.as_f64().map_or_else(|| v.to_string(), |x| x.to_string());
+    let (op, pass) = (&c.comparator, show(&c.threshold));
     let objective = match c.warn {
-        Some(w) => format!(
-            "pass {} {}, warn {} {w}",
-            c.comparator, c.threshold, c.comparator
-        ),
-        None => format!("{} {}", c.comparator, c.threshold),
+        Some(w) => format!("pass {op} {pass}, warn {op} {w}"),
+        None => format!("{op} {pass}"),
     };
-    let band = if c.verdict == Verdict::Warn {
-        "in the warning band"
+    let what = if c.verdict == Verdict::Warn {
+        "is in the warning band"
     } else {
         "fails"
     };
-    Some(match c.kind.as_str() {
-        "regression" => format!(
-            "{} is {}% worse than the baseline: {band} ({objective} %)",
-            c.metric, c.observed
-        ),
-        _ => format!("{} = {}: {band} ({objective})", c.metric, c.observed),
+    let (metric, observed) = (&c.metric, show(&c.observed));
+    Some(if c.kind == "regression" {
+        format!("{metric} is {observed}% worse than the baseline, which {what} ({objective})")
+    } else {
+        format!("{metric} = {observed} {what} ({objective})")
     })
 }
 
@@ -900,7 +899,7 @@ mod tests {
         let r = judge(&Config::default(), "stage", &inputs, false, 0).unwrap();
         assert_eq!(r.result, Verdict::Fail);
         assert_eq!(r.inputs.policy_from.as_deref(), Some("probe"));
-        assert_eq!(r.reasons, ["residency_pass = false: fails (== true)"]);
+        assert_eq!(r.reasons, ["residency_pass = false fails (== true)"]);
         let mut with_policy = observed.clone();
         with_policy.policy = Some(Policy {
             residency_pass: true,
