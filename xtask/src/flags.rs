@@ -118,10 +118,11 @@ pub struct SnapshotArgs {
 
 #[derive(Debug, Args)]
 pub struct GatesArgs {
-    /// The rollout stage to judge: stage, canary_20, canary_50 or production.
+    /// The rollout stage to judge: stage, canary_20, canary_50 or production
+    /// (or a stage of the gate configuration).
     #[arg(long, value_name = "STAGE")]
     pub stage: String,
-    /// Treat WARN as a failure (non-zero exit).
+    /// Treat WARN as a failure (exit 3, as for FAIL).
     #[arg(long)]
     pub strict: bool,
     /// Where to write the gate report.

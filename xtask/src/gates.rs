@@ -609,34 +609,20 @@ fn check(metric: &str, kind: &str, observed: Option<Value>, objective: &Objectiv
         Bound::Min(x) => (">=", json!(x)),
         Bound::Equals(b) => ("==", json!(b)),
     };
+    // Whether the observed value is within `bound`, in the objective's direction.
+    let within = |v: &Value, bound: f64| match (objective.bound, v.as_f64()) {
+        (Bound::Max(_), Some(x)) => x <= bound,
+        (Bound::Min(_), Some(x)) => x >= bound,
+        _ => false,
+    };
     let verdict = match (&observed, objective.bound) {
         (None, _) if objective.required => Verdict::Fail,
         (None, _) => Verdict::NoData,
-        (Some(v), Bound::Equals(b)) => {
-            if v.as_bool() == Some(b) {
-                Verdict::Pass
-            } else {
-                Verdict::Fail
-            }
-        }
-        (Some(v), Bound::Max(_) | Bound::Min(_)) => {
-            let x = v.as_f64().unwrap_or(f64::NAN);
-            let within = |bound: f64| match objective.bound {
-                Bound::Max(_) => x <= bound,
-                _ => x >= bound,
-            };
-            let pass = match objective.bound {
-                Bound::Max(b) | Bound::Min(b) => b,
-                Bound::Equals(_) => unreachable!("matched above"),
-            };
-            if within(pass) {
-                Verdict::Pass
-            } else if objective.warn.is_some_and(within) {
-                Verdict::Warn
-            } else {
-                Verdict::Fail
-            }
-        }
+        (Some(v), Bound::Equals(b)) if v.as_bool() == Some(b) => Verdict::Pass,
+        (Some(_), Bound::Equals(_)) => Verdict::Fail,
+        (Some(v), Bound::Max(pass) | Bound::Min(pass)) if within(v, pass) => Verdict::Pass,
+        (Some(v), _) if objective.warn.is_some_and(|w| within(v, w)) => Verdict::Warn,
+        (Some(_), _) => Verdict::Fail,
     };
     Check {
         metric: metric.to_string(),
