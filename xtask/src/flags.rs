@@ -111,17 +111,18 @@ pub struct SnapshotArgs {
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
     /// Rehearse a bad release: shift a metric, e.g. `GraphQL.reads.p95_ms=+200`
-    /// or `availability=-0.5`. Repeatable.
+    /// or `availability=-0.5`, or apply the profile `bad-release`. Repeatable.
     #[arg(long, value_name = "METRIC=DELTA")]
     pub degrade: Vec<String>,
 }
 
 #[derive(Debug, Args)]
 pub struct GatesArgs {
-    /// The rollout stage to judge: stage, canary_20, canary_50 or production.
+    /// The rollout stage to judge: stage, canary_20, canary_50 or production
+    /// (or a stage of the gate configuration).
     #[arg(long, value_name = "STAGE")]
     pub stage: String,
-    /// Treat WARN as a failure (non-zero exit).
+    /// Treat WARN as a failure (exit 3, as for FAIL).
     #[arg(long)]
     pub strict: bool,
     /// Where to write the gate report.
@@ -133,15 +134,20 @@ pub struct GatesArgs {
     /// The baseline SLO snapshot for the regression check.
     #[arg(long, value_name = "FILE")]
     pub baseline: Option<PathBuf>,
+    /// An A2A probe result (JSON with a `policy` object) feeding the policy
+    /// checks when the --slo snapshot has no `policy`.
+    #[arg(long, value_name = "FILE")]
+    pub probe: Option<PathBuf>,
     /// Gate configuration (TOML) overriding the default objectives
     /// (default: golive.toml in the project root when present).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Seed for simulated observations (default: MC_SEED, else random).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", conflicts_with = "slo")]
     pub seed: Option<u64>,
-    /// Rehearse a bad release in the simulated observations (see `slo snapshot --degrade`).
-    #[arg(long, value_name = "METRIC=DELTA")]
+    /// Rehearse a bad release in the simulated observations (see `slo snapshot
+    /// --degrade`; to degrade a snapshot, make it with `slo snapshot --degrade`).
+    #[arg(long, value_name = "METRIC=DELTA", conflicts_with = "slo")]
     pub degrade: Vec<String>,
 }
 
