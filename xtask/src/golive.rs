@@ -25,7 +25,10 @@ use crate::util::exit;
 /// The pre-merge checks `--checks` can name, with their commands.
 pub const CHECKS: &[(&str, &str)] = &[
     ("fmt", "cargo fmt --all -- --check"),
-    ("clippy", "cargo clippy --workspace --all-targets -- -D warnings"),
+    (
+        "clippy",
+        "cargo clippy --workspace --all-targets -- -D warnings",
+    ),
     ("test", "cargo test --workspace"),
 ];
 
@@ -104,7 +107,11 @@ pub fn build_facts(sh: &Shell, root: &Path) -> Facts {
         .as_ref()
         .and_then(|_| git(&["status", "--porcelain"]))
         .map(|s| !s.trim().is_empty());
-    let rustc = cmd!(sh, "rustc --version").quiet().ignore_stderr().read().ok();
+    let rustc = cmd!(sh, "rustc --version")
+        .quiet()
+        .ignore_stderr()
+        .read()
+        .ok();
     let lock = root.join("Cargo.lock");
     let cargo_lock_sha256 = lock
         .is_file()
@@ -125,7 +132,10 @@ pub fn parse_checks(list: &str) -> Result<Vec<&'static str>> {
     for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         let Some((known, _)) = CHECKS.iter().find(|(n, _)| *n == name) else {
             let names: Vec<&str> = CHECKS.iter().map(|(n, _)| *n).collect();
-            bail!("--checks: unknown check {name:?} (known: {})", names.join(", "));
+            bail!(
+                "--checks: unknown check {name:?} (known: {})",
+                names.join(", ")
+            );
         };
         if !out.contains(known) {
             out.push(*known);

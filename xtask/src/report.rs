@@ -197,14 +197,21 @@ pub fn markdown(s: &Summary) -> String {
             _ => "",
         }
     );
-    let _ = writeln!(o, "- rustc: {}", f.rustc.as_deref().unwrap_or("(not found)"));
+    let _ = writeln!(
+        o,
+        "- rustc: {}",
+        f.rustc.as_deref().unwrap_or("(not found)")
+    );
     let _ = writeln!(
         o,
         "- Cargo.lock sha256: {}\n",
         f.cargo_lock_sha256.as_deref().unwrap_or("(no Cargo.lock)")
     );
     if !s.checks.is_empty() {
-        let _ = writeln!(o, "## Pre-merge checks\n\n| check | command | result | seconds |\n|---|---|---|---:|");
+        let _ = writeln!(
+            o,
+            "## Pre-merge checks\n\n| check | command | result | seconds |\n|---|---|---|---:|"
+        );
         for c in &s.checks {
             let _ = writeln!(
                 o,
@@ -223,7 +230,11 @@ pub fn markdown(s: &Summary) -> String {
             o,
             "- {} ({})",
             g.url,
-            if g.in_process { "in-process" } else { "A2A_URL" }
+            if g.in_process {
+                "in-process"
+            } else {
+                "A2A_URL"
+            }
         );
         let _ = writeln!(
             o,
@@ -264,7 +275,11 @@ pub fn markdown(s: &Summary) -> String {
         }
         o.push('\n');
     }
-    let reasons: Vec<_> = s.stages.iter().filter(|st| !st.reasons.is_empty()).collect();
+    let reasons: Vec<_> = s
+        .stages
+        .iter()
+        .filter(|st| !st.reasons.is_empty())
+        .collect();
     if !reasons.is_empty() {
         o.push('\n');
         for st in reasons {
@@ -353,7 +368,11 @@ fn chart(s: &Summary, metric: &str) -> String {
     let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
     let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     let span = (hi - lo).max(hi.abs() * 0.01).max(1e-9);
-    let axis_lo = if lo - span * 1.5 > 0.0 { lo - span * 1.5 } else { 0.0 };
+    let axis_lo = if lo - span * 1.5 > 0.0 {
+        lo - span * 1.5
+    } else {
+        0.0
+    };
     let axis_hi = hi + span * 0.25;
     let y = |v: f64| TOP + (H - TOP - BOTTOM) * (1.0 - (v - axis_lo) / (axis_hi - axis_lo));
     let slot = (W - LEFT - 8.0) / points.len().max(1) as f64;
@@ -556,6 +575,9 @@ mod tests {
 
     #[test]
     fn html_escapes_everything_it_prints() {
-        assert_eq!(html_escape("<a href=\"x\">&'"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
+        assert_eq!(
+            html_escape("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
     }
 }
