@@ -14,12 +14,14 @@
 //!
 //! Abuse handling is hyper's and this file's: request heads must arrive within
 //! [`HEADER_READ_TIMEOUT`] (a slow or idle client holds only its own
-//! connection), heads are bounded in size and header count (431), bodies are
-//! bounded by `max_body` (413, 1 MiB by default, checked against
+//! connection), heads are bounded to [`MAX_HEAD`] bytes and 100 headers
+//! (431), bodies are bounded by `max_body` (413, 1 MiB by default, checked against
 //! `Content-Length` before reading and while reading chunked bodies) and must
-//! arrive within [`BODY_READ_TIMEOUT`] (408). Every error is a JSON body
-//! `{"ok": false, "error": "..."}` with its status, and the server goes on
-//! serving. A policy deny is `403` with the seed's full shape (so a client can
+//! arrive within [`BODY_READ_TIMEOUT`] (408). Every error the gateway answers
+//! itself is a JSON body `{"ok": false, "error": "..."}` with its status; a
+//! request hyper cannot parse (bad request line, bad header, bad framing) gets
+//! hyper's bare 400 or 431 and that connection is closed, since its framing
+//! can no longer be trusted. Either way the server goes on serving. A policy deny is `403` with the seed's full shape (so a client can
 //! still check the provenance hash) plus `"ok": false` and an `"error"`.
 //!
 //! Every decision goes to the decision log as one JSON line (id, time, path,
@@ -55,6 +57,8 @@ pub const DEFAULT_MAX_BODY: usize = 1 << 20;
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// A request must deliver its complete body within this time.
 pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// The largest request head (request line and headers) accepted: 32 KiB.
+pub const MAX_HEAD: usize = 32 * 1024;
 /// How long shutdown waits for requests in flight.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
@@ -248,6 +252,7 @@ async fn serve(
         .header_read_timeout(HEADER_READ_TIMEOUT)
         .keep_alive(true)
         .max_buf_size(64 * 1024)
+        .max_header_size(MAX_HEAD)
         .max_headers(100);
     // Each connection task holds a clone of `alive`; when all are gone the
     // receiver sees the channel close.
