@@ -102,7 +102,7 @@ pub fn run_serve(root: &Path, args: &crate::flags::ServeArgs) -> Result<u8> {
         },
         decision_log: args.decision_log.as_ref().map(|p| root.join(p)),
         max_body: args.max_body,
-        workers: None,
+        workers: args.workers,
     })?;
     eprintln!(
         "a2a gateway listening on {} (policy {}{}); Ctrl-C stops it",

@@ -17,9 +17,22 @@
 //! back afterwards. The pool's lock is held only for the pop and the push, so
 //! the tokio workers evaluate in parallel; the pool never holds more engines
 //! than there were concurrent evaluations.
+//!
+//! Evaluating Rego allocates a great deal (regorus rebuilds the policy's
+//! constant sets and the input's objects on every evaluation), and it was half
+//! of the gateway's CPU time under load. A policy is a pure function of its
+//! input unless it calls a builtin whose answer changes between calls; in this
+//! build (regorus with only `std` and `arc`) that is `rand.intn`, and
+//! `time.now_ns`, `uuid.rfc4122`, `opa.runtime` and `http.send` when a policy
+//! names them anyway. So a policy whose text names none of them has its
+//! decisions memoised per distinct input (keyed by the input's canonical JSON,
+//! inputs over 4 KiB are not memoised, at most 4,096 entries, cleared when
+//! full); a policy that names one is evaluated every time. The decision log
+//! still gets one line per request either way.
 
+use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, RwLock};
 
 use anyhow::{bail, Context, Result};
 use regorus::{Engine, Value};
@@ -46,6 +59,26 @@ pub enum PolicySource {
 pub struct Decision {
     pub allow: bool,
     pub reasons: Vec<String>,
+    /// `{"allow":..,"reasons":[..]}` as compact JSON: the response's
+    /// `result.policy`, already in canonical form (its keys are sorted).
+    json: String,
+}
+
+impl Decision {
+    fn new(allow: bool, reasons: Vec<String>) -> Decision {
+        let json = serde_json::to_string(&serde_json::json!({"allow": allow, "reasons": reasons}))
+            .expect("a JSON value serialises");
+        Decision {
+            allow,
+            reasons,
+            json,
+        }
+    }
+
+    /// The decision as the compact, canonical JSON of `result.policy`.
+    pub fn json(&self) -> &str {
+        &self.json
+    }
 }
 
 /// A compiled Rego policy, safe to evaluate from many threads at once.
@@ -53,7 +86,26 @@ pub struct Policy {
     name: String,
     template: Engine,
     pool: Mutex<Vec<Engine>>,
+    /// Memoised decisions, when the policy is deterministic.
+    memo: Option<Memo>,
 }
+
+/// Decisions by memo key (see [`Policy::decide_keyed`]).
+type Memo = RwLock<HashMap<Box<[u8]>, Arc<Decision>>>;
+
+/// Builtins whose answer can change from one call to the next: a policy that
+/// names one is never memoised.
+const NONDETERMINISTIC: [&str; 5] = [
+    "rand.intn",
+    "time.now_ns",
+    "uuid.rfc4122",
+    "opa.runtime",
+    "http.send",
+];
+/// Inputs whose key is longer than this are not memoised.
+const MEMO_MAX_KEY: usize = 4096;
+/// The memo is cleared when it holds this many decisions.
+const MEMO_MAX_ENTRIES: usize = 4096;
 
 impl std::fmt::Debug for Policy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -96,6 +148,10 @@ impl Policy {
             name: name.to_string(),
             template: engine,
             pool: Mutex::new(Vec::new()),
+            memo: NONDETERMINISTIC
+                .iter()
+                .all(|b| !rego.contains(b))
+                .then(|| RwLock::new(HashMap::new())),
         };
         // Evaluate once with an empty input so a policy without a usable
         // `decision` rule fails at start, not on the first request.
@@ -110,8 +166,40 @@ impl Policy {
         &self.name
     }
 
-    /// Evaluates `data.a2a.decision` for `input`.
-    pub fn decide(&self, input: &serde_json::Value) -> Result<Decision> {
+    /// Whether decisions are memoised (the policy names no nondeterministic builtin).
+    pub fn memoised(&self) -> bool {
+        self.memo.is_some()
+    }
+
+    /// Evaluates `data.a2a.decision` for `input` (or recalls the decision of
+    /// an equal input; see the module documentation).
+    pub fn decide(&self, input: &serde_json::Value) -> Result<Arc<Decision>> {
+        self.decide_keyed(super::canonical_json(input).as_bytes(), input)
+    }
+
+    /// [`Policy::decide`] with the memo key given: bytes that determine
+    /// `input`, such as the request body it was parsed from. Equal keys must
+    /// mean equal inputs; equal inputs may have different keys (a miss).
+    pub fn decide_keyed(&self, key: &[u8], input: &serde_json::Value) -> Result<Arc<Decision>> {
+        let Some(memo) = &self.memo else {
+            return self.evaluate(input).map(Arc::new);
+        };
+        if key.len() > MEMO_MAX_KEY {
+            return self.evaluate(input).map(Arc::new);
+        }
+        if let Some(d) = memo.read().unwrap_or_else(|e| e.into_inner()).get(key) {
+            return Ok(d.clone());
+        }
+        let decision = Arc::new(self.evaluate(input)?);
+        let mut map = memo.write().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= MEMO_MAX_ENTRIES {
+            map.clear();
+        }
+        map.insert(key.into(), decision.clone());
+        Ok(decision)
+    }
+
+    fn evaluate(&self, input: &serde_json::Value) -> Result<Decision> {
         let value = self.with_engine(|engine| {
             engine.set_input(Value::from(input.clone()));
             engine.eval_rule(DECISION_RULE.to_string())
@@ -179,7 +267,7 @@ fn decision_from(value: &Value) -> Result<Decision> {
         Value::Set(items) => items.iter().map(value_text).collect(),
         other => bail!("`{DECISION_RULE}.reasons` must be an array of strings, got {other}"),
     };
-    Ok(Decision { allow, reasons })
+    Ok(Decision::new(allow, reasons))
 }
 
 fn value_text(v: &Value) -> String {
@@ -228,6 +316,31 @@ mod tests {
                 "residency EU is not allowed for tenant TENANT_001",
             ]
         );
+    }
+
+    #[test]
+    fn only_deterministic_policies_are_memoised() {
+        assert!(Policy::load(&PolicySource::Default).unwrap().memoised());
+        let sampled = "package a2a\n\ndecision := {\"allow\": rand.intn(\"canary\", 10) == 0, \"reasons\": []}\n";
+        let p = Policy::from_text("sampled.rego", sampled).unwrap();
+        assert!(!p.memoised());
+        let allows: usize = (0..200)
+            .filter(|_| p.decide(&seed_input()).unwrap().allow)
+            .count();
+        assert!(
+            allows > 0 && allows < 200,
+            "rand.intn is evaluated per request: {allows}"
+        );
+    }
+
+    #[test]
+    fn memoised_decisions_equal_evaluated_ones() {
+        let p = Policy::load(&PolicySource::Default).unwrap();
+        let mut input = seed_input();
+        for residency in ["US", "EU", "US", "EU"] {
+            input["residency"] = json!(residency);
+            assert_eq!(*p.decide(&input).unwrap(), p.evaluate(&input).unwrap());
+        }
     }
 
     #[test]

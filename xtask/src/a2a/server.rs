@@ -47,6 +47,7 @@ use hyper::header::{HeaderValue, ALLOW, CONTENT_LENGTH, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
 use super::policy::{Policy, PolicySource};
@@ -409,7 +410,7 @@ fn perform(state: &State, body: &[u8]) -> Reply {
         return error_reply(StatusCode::BAD_REQUEST, &msg);
     }
     let id = state.decision_id();
-    let decision = match state.policy.decide(&input) {
+    let decision = match state.policy.decide_keyed(body, &input) {
         Ok(d) => d,
         Err(e) => {
             let msg = format!("policy error: {e:#}");
@@ -428,26 +429,43 @@ fn perform(state: &State, body: &[u8]) -> Reply {
         &input,
         json!({"allow": decision.allow, "reasons": decision.reasons}),
     );
-    let result = json!({
-        "echoTask": input["task"],
-        "policy": {"allow": decision.allow, "reasons": decision.reasons},
-    });
-    let provenance = json!({
-        "hash": super::provenance_hash(&result),
-        "time": SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
-    });
+    // The answer is written directly rather than built as a `Value`: this is
+    // the hot path. `result` is `{"echoTask": task, "policy": decision}`; its
+    // canonical form puts the task in canonical form and the decision's JSON,
+    // which is canonical already, after it ("echoTask" < "policy").
+    let task = &input["task"];
+    let mut hasher = Sha256::new();
+    hasher.update(b"{\"echoTask\":");
+    hasher.update(super::canonical_json(task).as_bytes());
+    hasher.update(b",\"policy\":");
+    hasher.update(decision.json().as_bytes());
+    hasher.update(b"}");
+    let hash = crate::util::hex(&hasher.finalize());
+    let time = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+
+    let mut out = Vec::with_capacity(256 + body.len());
     if decision.allow {
-        json_reply(
-            StatusCode::OK,
-            &json!({"ok": true, "result": result, "provenance": provenance}),
-        )
+        out.extend_from_slice(b"{\"ok\":true,\"result\":{\"echoTask\":");
     } else {
         let error = format!("denied by policy: {}", decision.reasons.join("; "));
-        json_reply(
-            StatusCode::FORBIDDEN,
-            &json!({"ok": false, "error": error, "result": result, "provenance": provenance}),
-        )
+        out.extend_from_slice(b"{\"ok\":false,\"error\":");
+        serde_json::to_writer(&mut out, &error).expect("a string serialises");
+        out.extend_from_slice(b",\"result\":{\"echoTask\":");
     }
+    serde_json::to_writer(&mut out, task).expect("a JSON value serialises");
+    out.extend_from_slice(b",\"policy\":");
+    out.extend_from_slice(decision.json().as_bytes());
+    out.extend_from_slice(b"},\"provenance\":{\"hash\":\"");
+    out.extend_from_slice(hash.as_bytes());
+    out.extend_from_slice(format!("\",\"time\":{time}}}}}").as_bytes());
+    let status = if decision.allow {
+        StatusCode::OK
+    } else {
+        StatusCode::FORBIDDEN
+    };
+    bytes_reply(status, out)
 }
 
 fn check_perform_input(input: &Value) -> Result<(), String> {
@@ -613,7 +631,13 @@ fn clip(s: &str) -> String {
 }
 
 fn json_reply(status: StatusCode, body: &Value) -> Reply {
-    let bytes = serde_json::to_vec(body).expect("a JSON value serialises");
+    bytes_reply(
+        status,
+        serde_json::to_vec(body).expect("a JSON value serialises"),
+    )
+}
+
+fn bytes_reply(status: StatusCode, bytes: Vec<u8>) -> Reply {
     let mut reply = Response::new(Full::new(Bytes::from(bytes)));
     *reply.status_mut() = status;
     reply
