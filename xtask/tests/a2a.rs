@@ -522,3 +522,33 @@ fn a2a_serve_cli_stops_cleanly_on_ctrl_c() {
     let log = std::fs::read_to_string(project.path().join("out/decisions.jsonl")).unwrap();
     assert_eq!(log.lines().count(), 3);
 }
+
+#[test]
+fn a2a_serve_cli_refuses_a_missing_policy_and_a_busy_address() {
+    let project = temp_project();
+    let out = run(xtask(project.path()).args([
+        "a2a",
+        "serve",
+        "--addr",
+        "127.0.0.1:0",
+        "--policy",
+        "nope.rego",
+    ]));
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("xtask: cannot read policy ") && err.contains("nope.rego"),
+        "{err}"
+    );
+
+    let gw = gateway();
+    let out = run(xtask(project.path()).args(["a2a", "serve", "--addr", &gw.addr().to_string()]));
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with(&format!("xtask: cannot listen on {}", gw.addr())),
+        "{err}"
+    );
+}
