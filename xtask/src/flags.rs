@@ -168,12 +168,15 @@ pub struct ServeArgs {
     /// Rego policy file (default: the built-in policy).
     #[arg(long, value_name = "FILE")]
     pub policy: Option<PathBuf>,
-    /// Append every decision to this JSON-lines log.
+    /// Append every decision to this JSON-lines log (created with its parents).
     #[arg(long, value_name = "FILE")]
     pub decision_log: Option<PathBuf>,
-    /// Largest request body accepted, in bytes.
+    /// Largest request body accepted, in bytes (larger bodies get 413).
     #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
     pub max_body: usize,
+    /// Runtime worker threads (default: one per core).
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
 }
 
 #[derive(Debug, Args)]
