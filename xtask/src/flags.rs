@@ -153,19 +153,23 @@ pub struct GatesArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum A2aCmd {
-    /// Run the A2A gateway until Ctrl-C.
+    /// Run the A2A gateway (POST /a2a/perform, POST /v1/data/<path>, GET /health)
+    /// until Ctrl-C or SIGTERM.
     Serve(ServeArgs),
-    /// Send the seed's example request to a gateway, check the answer, and
-    /// optionally drive a bounded load.
+    /// Send the seed's example request and two the policy must deny, check the
+    /// answers' shape and provenance hash, and optionally drive a bounded load
+    /// (then print a measured SLO snapshot). Exits 1 when the gateway cannot be
+    /// reached or answers with a wrong shape or hash.
     Probe(ProbeArgs),
 }
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Address to listen on.
+    /// Address to listen on (port 0 picks a free port).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
     pub addr: String,
-    /// Rego policy file (default: the built-in policy).
+    /// Rego policy file with `package a2a` and a `decision` rule (default: the
+    /// built-in policy, xtask/policy/a2a.rego).
     #[arg(long, value_name = "FILE")]
     pub policy: Option<PathBuf>,
     /// Append every decision to this JSON-lines log (created with its parents).

@@ -31,7 +31,6 @@
 //! still gets one line per request either way.
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
 
 use anyhow::{bail, Context, Result};
@@ -275,11 +274,6 @@ fn value_text(v: &Value) -> String {
         Value::String(s) => s.to_string(),
         other => other.to_string(),
     }
-}
-
-/// Checks that `path` names a readable, valid policy (for `--policy` errors up front).
-pub fn check_file(path: &Path) -> Result<()> {
-    Policy::load(&PolicySource::File(path.to_path_buf())).map(|_| ())
 }
 
 #[cfg(test)]
