@@ -13,14 +13,14 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use serde_json::json;
 use xshell::{cmd, Shell};
 
-use crate::evidence;
 use crate::flags::GoliveArgs;
-use crate::report::{CheckRun, Facts};
-use crate::util::exit;
+use crate::report::{self, CheckRow, CheckRun, EvidenceRow, Facts, GatewayRow, StageRow, Summary};
+use crate::util::{self, exit};
+use crate::{a2a, evidence, gates, slo};
 
 /// The pre-merge checks `--checks` can name, with their commands.
 pub const CHECKS: &[(&str, &str)] = &[
@@ -211,9 +211,409 @@ pub fn check_version(version: &str) -> Result<()> {
     Ok(())
 }
 
+/// Parses `--stages` against the configured rollout: known names, no
+/// repeats, in rollout order.
+pub fn parse_stages(list: &str, config: &gates::Config) -> Result<Vec<String>> {
+    let order = config.stage_names();
+    let mut out: Vec<String> = Vec::new();
+    let mut last = None;
+    for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let Some(pos) = order.iter().position(|s| *s == name) else {
+            bail!(
+                "--stages: unknown stage {name:?} (stages: {})",
+                order.join(", ")
+            );
+        };
+        if last.is_some_and(|l| pos <= l) {
+            bail!(
+                "--stages: {name:?} is repeated or out of rollout order ({})",
+                order.join(", ")
+            );
+        }
+        last = Some(pos);
+        out.push(name.to_string());
+    }
+    if out.is_empty() {
+        bail!("--stages: name at least one stage ({})", order.join(", "));
+    }
+    Ok(out)
+}
+
+/// How many in-process requests the gateway load sends, and its time bound.
+const LOAD_REQUESTS: u64 = 200;
+const LOAD_CONCURRENCY: u64 = 4;
+const LOAD_MAX: Duration = Duration::from_secs(10);
+
+/// What the gateway step found, for the gates and the summary.
+struct GatewayFound {
+    row: GatewayRow,
+    policy: Option<slo::Policy>,
+    p95_ms: Option<f64>,
+    failure: Option<String>,
+}
+
+/// Step 3: the gateway, in-process or at `$A2A_URL`, probed then loaded.
+/// Results go to `out/`: the probe, the measured snapshot and (in-process)
+/// the decision log.
+fn gateway_step(root: &Path, outs: &Outputs, version: &str, ts: u64) -> Result<GatewayFound> {
+    let external = std::env::var("A2A_URL")
+        .ok()
+        .filter(|u| !u.trim().is_empty());
+    let decisions = root.join(&outs.decisions);
+    let partial = decisions.with_extension("jsonl.partial");
+    let gateway = match &external {
+        Some(_) => None,
+        None => {
+            remove_own(&partial)?;
+            Some(
+                a2a::Gateway::start(a2a::GatewayOptions {
+                    decision_log: Some(partial.clone()),
+                    ..a2a::GatewayOptions::default()
+                })
+                .context("cannot start the in-process A2A gateway")?,
+            )
+        }
+    };
+    let url = match (&external, &gateway) {
+        (Some(u), _) => u.trim().to_string(),
+        (None, Some(g)) => g.url(),
+        (None, None) => unreachable!("a gateway was started"),
+    };
+    let probed = a2a::probe(&url);
+    let loaded = probed
+        .as_ref()
+        .ok()
+        .map(|_| a2a::load(&url, LOAD_REQUESTS, LOAD_CONCURRENCY, LOAD_MAX));
+    if let Some(g) = gateway {
+        g.shutdown()
+            .context("cannot stop the in-process A2A gateway")?;
+        std::fs::rename(&partial, &decisions)
+            .with_context(|| format!("cannot write {}", outs.decisions.display()))?;
+    } else {
+        remove_own(&decisions)?;
+    }
+    let mut row = GatewayRow {
+        url: url.clone(),
+        in_process: external.is_none(),
+        probe_ok: false,
+        allow: false,
+        residency_pass: false,
+        persisted_only: false,
+        requests: 0,
+        errors: 0,
+        p50_ms: 0.0,
+        p99_ms: 0.0,
+    };
+    let probe = match probed {
+        Ok(p) => p,
+        Err(e) => {
+            remove_own(&root.join(&outs.probe))?;
+            remove_own(&root.join(&outs.measured))?;
+            return Ok(GatewayFound {
+                row,
+                policy: None,
+                p95_ms: None,
+                failure: Some(format!("A2A probe of {url} failed: {e:#}")),
+            });
+        }
+    };
+    util::write_json(&root.join(&outs.probe), &probe.to_json())?;
+    row.probe_ok = true;
+    row.allow = probe.example.allow;
+    row.residency_pass = probe.policy.residency_pass;
+    row.persisted_only = probe.policy.persisted_only;
+    let policy = Some(slo::Policy {
+        residency_pass: probe.policy.residency_pass,
+        persisted_only: probe.policy.persisted_only,
+    });
+    let mut failure = (!probe.example.allow).then(|| {
+        format!(
+            "A2A gateway denied the seed's example request: {}",
+            probe.example.reasons.join("; ")
+        )
+    });
+    let mut p95_ms = None;
+    match loaded.expect("loaded after a good probe") {
+        Ok(load) => {
+            row.requests = load.requests;
+            row.errors = load.errors;
+            row.p50_ms = load.p50_ms;
+            row.p99_ms = load.p99_ms;
+            p95_ms = Some(load.p95_ms);
+            let snapshot = a2a::measured_snapshot(&probe, &load, version, ts);
+            util::write_json(&root.join(&outs.measured), &snapshot)?;
+            if load.errors > 0 {
+                failure.get_or_insert(format!(
+                    "A2A load: {} of {} requests failed ({})",
+                    load.errors,
+                    load.requests,
+                    load.first_error.as_deref().unwrap_or("no detail")
+                ));
+            }
+        }
+        Err(e) => {
+            remove_own(&root.join(&outs.measured))?;
+            failure.get_or_insert(format!("A2A load on {url} failed: {e:#}"));
+        }
+    }
+    Ok(GatewayFound {
+        row,
+        policy,
+        p95_ms,
+        failure,
+    })
+}
+
+/// Removes a file this task wrote on an earlier run; a missing one is fine.
+fn remove_own(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("cannot remove the stale {}", path.display())),
+    }
+}
+
+fn verdict_str(v: gates::Verdict) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// A gate report as a summary row.
+fn stage_row(report: &gates::Report, path: &Path) -> StageRow {
+    StageRow {
+        stage: report.stage.clone(),
+        result: verdict_str(report.result),
+        report: Some(path.display().to_string()),
+        checks: report
+            .checks
+            .iter()
+            .map(|c| CheckRow {
+                metric: if c.kind == "regression" {
+                    format!("{} vs baseline %", c.metric)
+                } else {
+                    c.metric.clone()
+                },
+                observed: c.observed.clone(),
+                comparator: c.comparator.clone(),
+                threshold: c.threshold.clone(),
+                verdict: verdict_str(c.verdict),
+                regression: c.kind == "regression",
+            })
+            .collect(),
+        reasons: report.reasons.clone(),
+    }
+}
+
+/// Runs the whole rehearsal; returns the exit code (see [`exit`]).
 pub fn run(root: &Path, args: &GoliveArgs) -> Result<u8> {
-    let _ = (root, args, json!(null), exit::OK);
-    bail!("golive is not built yet")
+    // Everything the user gave is checked before anything is written.
+    let version = args.release.clone().unwrap_or_else(util::version_from_env);
+    check_version(&version)?;
+    let config = gates::Config::load(root, args.config.as_deref())?;
+    let stages = parse_stages(&args.stages, &config)?;
+    let degrade = slo::parse_degrade(&args.degrade)?;
+    let seed = slo::resolve_seed(args.seed)?;
+    let checks = match &args.checks {
+        Some(list) => parse_checks(list)?,
+        None => Vec::new(),
+    };
+    let ts = util::now_epoch()?;
+    let key = evidence::Key::from_env()?;
+    key.check_dev(args.strict, "xtask")?;
+    let outs = Outputs::new(&version);
+    let sh = Shell::new().context("cannot start a shell")?;
+    sh.change_dir(root);
+
+    let total = 6 + usize::from(!checks.is_empty()) + stages.len();
+    let mut progress = Progress::new(total);
+    let mut notes = Vec::new();
+
+    progress.step("build facts");
+    let facts = build_facts(&sh, root);
+    if facts.commit.is_none() {
+        notes.push("not a git repository (or git is missing): no commit recorded".to_string());
+    }
+    util::write_json(
+        &root.join(&outs.build),
+        &json!({ "version": version, "generatedAt": util::rfc3339(ts), "facts": facts }),
+    )?;
+
+    let mut summary = Summary {
+        version: version.clone(),
+        generated_at: util::rfc3339(ts),
+        seed,
+        strict: args.strict,
+        result: "PASS".to_string(),
+        exit_code: exit::OK,
+        facts,
+        checks: Vec::new(),
+        gateway: None,
+        stages: Vec::new(),
+        evidence: None,
+        notes: Vec::new(),
+    };
+    let mut code = exit::OK;
+
+    if checks.is_empty() {
+        remove_own(&root.join(&outs.checks))?;
+    } else {
+        progress.step(&format!("pre-merge checks: {}", checks.join(", ")));
+        for name in &checks {
+            let run = progress.suspend(|| run_check(&sh, name));
+            progress.println(&format!(
+                "check {name}: {} in {:.1} s",
+                if run.ok { "ok" } else { "FAILED" },
+                run.seconds
+            ));
+            summary.checks.push(run);
+        }
+        util::write_json(
+            &root.join(&outs.checks),
+            &json!({ "version": version, "checks": summary.checks }),
+        )?;
+        if summary.checks.iter().any(|c| !c.ok) {
+            code = exit::CHECK_FAILED;
+            notes.push("a pre-merge check failed: the rollout was not rehearsed".to_string());
+        }
+    }
+
+    let mut gateway = None;
+    if code == exit::OK {
+        progress.step("A2A gateway: probe and load");
+        let found = gateway_step(root, &outs, &version, ts)?;
+        if let Some(why) = &found.failure {
+            code = exit::GATE_FAILED;
+            notes.push(format!("{why}: the rollout stops before the first stage"));
+        }
+        summary.gateway = Some(found.row.clone());
+        gateway = Some(found);
+    }
+
+    progress.step("SLO baseline");
+    let baseline = slo::simulate(&version, ts, seed, &slo::Degrade::new());
+    baseline.save(&root.join(&outs.baseline))?;
+    let baseline_file = {
+        let bytes = std::fs::read(root.join(&outs.baseline))
+            .with_context(|| format!("cannot read {}", outs.baseline.display()))?;
+        gates::FileRef::of(&outs.baseline, &bytes)
+    };
+
+    let mut stopped = code != exit::OK;
+    for stage in config.stage_names() {
+        let path = Outputs::gate(&version, stage);
+        let wanted = stages.iter().any(|s| s == stage);
+        if !wanted {
+            remove_own(&root.join(&path))?;
+            continue;
+        }
+        progress.step(&format!("gate {stage}"));
+        if stopped {
+            remove_own(&root.join(&path))?;
+            summary.stages.push(StageRow {
+                stage: stage.to_string(),
+                result: "NOT RUN".to_string(),
+                report: None,
+                checks: Vec::new(),
+                reasons: Vec::new(),
+            });
+            continue;
+        }
+        let mut observed = gates::simulate_stage(stage, &version, ts, seed, &degrade);
+        let found = gateway.as_ref();
+        if let Some(p95) = found.and_then(|g| g.p95_ms) {
+            observed.set_metric(gates::A2A_P95, p95);
+        }
+        let inputs = gates::Inputs {
+            observed: &observed,
+            observed_file: None,
+            baseline: Some(&baseline),
+            baseline_file: Some(baseline_file.clone()),
+            probe: found.and_then(|g| g.policy),
+            probe_file: found
+                .filter(|g| g.policy.is_some())
+                .map(|_| -> Result<gates::FileRef> {
+                    let bytes = std::fs::read(root.join(&outs.probe))
+                        .with_context(|| format!("cannot read {}", outs.probe.display()))?;
+                    Ok(gates::FileRef::of(&outs.probe, &bytes))
+                })
+                .transpose()?,
+        };
+        let report = gates::judge(&config, stage, &inputs, args.strict, ts)?;
+        util::write_json(
+            &root.join(&path),
+            &serde_json::to_value(&report).context("cannot serialise a gate report")?,
+        )?;
+        progress.println(&format!("gate {stage}: {}", verdict_str(report.result)));
+        if report.result == gates::Verdict::Warn && summary.result == "PASS" {
+            summary.result = "WARN".to_string();
+        }
+        if !report.passed() {
+            stopped = true;
+            code = exit::GATE_FAILED;
+            notes.push(format!("gate {stage} failed: the rollout stops there"));
+        }
+        summary.stages.push(stage_row(&report, &path));
+    }
+
+    progress.step("evidence: pack and verify");
+    let opts = evidence::PackOptions {
+        root: root.to_path_buf(),
+        dir: PathBuf::from("out"),
+        out: outs.bundle.clone(),
+        version: version.clone(),
+        ts,
+    };
+    let bundle = evidence::pack(&opts, &key)?;
+    let verdict = evidence::verify(root, &bundle, &outs.bundle, &key, args.strict);
+    if !verdict.ok && code == exit::OK {
+        code = exit::NOT_VERIFIED;
+    }
+    summary.evidence = Some(EvidenceRow {
+        bundle: outs.bundle.display().to_string(),
+        files: bundle.manifest.artifacts.len(),
+        signature_ok: verdict.signature_ok,
+        ok: verdict.ok,
+        reasons: verdict.reasons.clone(),
+    });
+
+    progress.step("reports");
+    if code != exit::OK {
+        summary.result = "FAIL".to_string();
+    }
+    summary.exit_code = code;
+    summary.notes = notes;
+    let md = report::markdown(&summary);
+    util::write_atomic(&root.join(&outs.markdown), md.as_bytes())?;
+    util::write_atomic(&root.join(&outs.html), report::html(&summary).as_bytes())?;
+    if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) {
+        append(Path::new(&path), &md)?;
+    }
+    progress.finish();
+    print!("{}", report::terminal(&summary));
+    println!(
+        "reports: {} and {}",
+        outs.markdown.display(),
+        outs.html.display()
+    );
+    Ok(code)
+}
+
+/// Appends `text` to the file at `path` (GitHub's step summary).
+fn append(path: &Path, text: &str) -> Result<()> {
+    use std::io::Write as _;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .with_context(|| {
+            format!(
+                "cannot append to GITHUB_STEP_SUMMARY file {}",
+                path.display()
+            )
+        })
 }
 
 #[cfg(test)]

@@ -73,14 +73,18 @@ pub struct StageRow {
     pub reasons: Vec<String>,
 }
 
-/// One objective of a gate.
+/// One objective of a gate. Values are numbers, booleans (policy checks) or
+/// `null` (no data).
 #[derive(Debug, Clone, Serialize)]
 pub struct CheckRow {
     pub metric: String,
-    pub observed: Option<f64>,
+    pub observed: serde_json::Value,
     pub comparator: String,
-    pub threshold: Option<f64>,
+    pub threshold: serde_json::Value,
     pub verdict: String,
+    /// A regression check against the baseline (percent worse): shown in
+    /// the stage details, not as a column or chart of its own.
+    pub regression: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -102,12 +106,20 @@ pub fn num(v: f64) -> String {
     }
 }
 
-fn observed_cell(c: &CheckRow) -> String {
-    let obs = c.observed.map_or("no data".to_string(), num);
-    match c.threshold {
-        Some(t) => format!("{obs} ({} {})", c.comparator, num(t)),
-        None => obs,
+fn value_text(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Null => "no data".to_string(),
+        v => v.as_f64().map_or_else(|| v.to_string(), num),
     }
+}
+
+fn observed_cell(c: &CheckRow) -> String {
+    format!(
+        "{} ({} {})",
+        value_text(&c.observed),
+        c.comparator,
+        value_text(&c.threshold)
+    )
 }
 
 /// The metrics with a number, in first-seen order across stages.
@@ -115,7 +127,11 @@ fn metrics(s: &Summary) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for st in &s.stages {
         for c in &st.checks {
-            if c.observed.is_some() && c.threshold.is_some() && !out.contains(&c.metric) {
+            if c.observed.is_f64()
+                && c.threshold.is_f64()
+                && !c.regression
+                && !out.contains(&c.metric)
+            {
                 out.push(c.metric.clone());
             }
         }
@@ -363,7 +379,7 @@ fn chart(s: &Summary, metric: &str) -> String {
     let values: Vec<f64> = points
         .iter()
         .filter_map(|(_, c)| *c)
-        .flat_map(|c| c.observed.into_iter().chain(c.threshold))
+        .flat_map(|c| c.observed.as_f64().into_iter().chain(c.threshold.as_f64()))
         .collect();
     let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
     let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
@@ -404,7 +420,7 @@ fn chart(s: &Summary, metric: &str) -> String {
             s = html_escape(stage)
         );
         let Some(c) = c else { continue };
-        if let Some(v) = c.observed {
+        if let Some(v) = c.observed.as_f64() {
             let top = y(v).min(H - BOTTOM - 1.0);
             let _ = write!(
                 o,
@@ -417,7 +433,7 @@ fn chart(s: &Summary, metric: &str) -> String {
                 vy = top - 3.0
             );
         }
-        if let Some(t) = c.threshold {
+        if let Some(t) = c.threshold.as_f64() {
             let _ = write!(
                 o,
                 r#"<line class="objective" x1="{x1:.1}" x2="{x2:.1}" y1="{ty:.1}" y2="{ty:.1}"><title>{s}: objective {cmp} {t}</title></line>"#,
