@@ -409,14 +409,15 @@ fn stage_row(report: &gates::Report, path: &Path) -> StageRow {
 /// Runs the whole rehearsal; returns the exit code (see [`exit`]).
 pub fn run(root: &Path, args: &GoliveArgs) -> Result<u8> {
     // Everything the user gave is checked before anything is written.
+    let usage = |e| util::fail(exit::USAGE, e);
     let version = args.release.clone().unwrap_or_else(util::version_from_env);
-    check_version(&version)?;
+    check_version(&version).map_err(usage)?;
     let config = gates::Config::load(root, args.config.as_deref())?;
-    let stages = parse_stages(&args.stages, &config)?;
-    let degrade = slo::parse_degrade(&args.degrade)?;
+    let stages = parse_stages(&args.stages, &config).map_err(usage)?;
+    let degrade = slo::parse_degrade(&args.degrade).map_err(usage)?;
     let seed = slo::resolve_seed(args.seed)?;
     let checks = match &args.checks {
-        Some(list) => parse_checks(list)?,
+        Some(list) => parse_checks(list).map_err(usage)?,
         None => Vec::new(),
     };
     let ts = util::now_epoch()?;

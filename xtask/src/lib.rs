@@ -17,10 +17,24 @@ pub mod slo;
 pub mod util;
 
 use std::path::Path;
+use std::process::ExitCode;
 
 use anyhow::Result;
+use clap::Parser;
 
 use flags::{A2aCmd, EvidenceCmd, McCmd, SloCmd, XtaskCmd};
+
+/// The whole `cargo xtask` program for the workspace at `root`: parses the
+/// process's arguments, runs the task, prints any error once, and returns the
+/// documented exit code. Another workspace's `xtask/src/main.rs` can be just
+/// `fn main() -> ExitCode { xtask::xtask_main(&root) }` (see the README).
+pub fn xtask_main(root: &Path) -> ExitCode {
+    let args = flags::Xtask::parse();
+    match run_xtask(args.cmd, root) {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => ExitCode::from(util::report_error("xtask", &err)),
+    }
+}
 
 /// Runs one `cargo xtask` command with `root` as the project root.
 pub fn run_xtask(cmd: XtaskCmd, root: &Path) -> Result<u8> {

@@ -527,38 +527,46 @@ pub fn html(s: &Summary) -> String {
             num(g.p99_ms)
         );
     }
-    o.push_str("<h2>Stages</h2>\n<table><tr><th>stage</th><th>verdict</th><th>checks</th></tr>\n");
+    o.push_str("<h2>Stages</h2>\n<table><tr><th>stage</th><th>verdict</th><th>why</th></tr>\n");
     for st in &s.stages {
-        let checks: Vec<String> = st
-            .checks
-            .iter()
-            .map(|c| {
-                format!(
-                    "<span class=\"{}\">{}: {}</span>",
-                    verdict_class(&c.verdict),
-                    e(&c.metric),
-                    e(&observed_cell(c))
-                )
-            })
-            .collect();
         let _ = writeln!(
             o,
-            "<tr><td>{}</td><td class=\"{}\">{}</td><td>{}{}</td></tr>",
+            "<tr><td>{}</td><td class=\"{}\">{}</td><td>{}</td></tr>",
             e(&st.stage),
             verdict_class(&st.result),
             e(&st.result),
-            checks.join("<br>"),
             st.reasons
                 .iter()
-                .map(|r| format!("<br><em>{}</em>", e(r)))
-                .collect::<String>()
+                .map(|r| e(r))
+                .collect::<Vec<_>>()
+                .join("<br>")
         );
     }
-    o.push_str("</table>\n<h2>Observed against objective</h2>\n<div class=\"charts\">\n");
+    o.push_str("</table>\n<h2>Observed against objective</h2>\n<p>Bars: observed value, coloured by verdict. Dashed lines: the stage's objective.</p>\n<div class=\"charts\">\n");
     for m in metrics(s) {
         o.push_str(&chart(s, &m));
     }
-    o.push_str("</div>\n");
+    o.push_str("</div>\n<h2>Every check</h2>\n");
+    for st in s.stages.iter().filter(|st| !st.checks.is_empty()) {
+        let _ = writeln!(
+            o,
+            "<h3>{}</h3><table><tr><th>metric</th><th>observed</th><th>objective</th><th>verdict</th></tr>",
+            e(&st.stage)
+        );
+        for c in &st.checks {
+            let _ = writeln!(
+                o,
+                "<tr><td>{}</td><td>{}</td><td>{} {}</td><td class=\"{}\">{}</td></tr>",
+                e(&c.metric),
+                e(&value_text(&c.observed)),
+                e(&c.comparator),
+                e(&value_text(&c.threshold)),
+                verdict_class(&c.verdict),
+                e(&c.verdict)
+            );
+        }
+        o.push_str("</table>\n");
+    }
     if let Some(ev) = &s.evidence {
         let _ = writeln!(
             o,

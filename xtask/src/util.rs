@@ -21,6 +21,8 @@ pub mod exit {
     /// Bad command line (clap), or an evidence bundle that does not verify
     /// (the seed kit's code, kept so scripts keep working).
     pub const NOT_VERIFIED: u8 = 2;
+    /// A bad option value (same code as a clap usage error).
+    pub const USAGE: u8 = 2;
     /// A gate failed (or warned under `--strict`).
     pub const GATE_FAILED: u8 = 3;
     /// A pre-merge check (`golive --checks`) failed.
