@@ -12,7 +12,12 @@ use clap::{Args, Parser, Subcommand};
 /// Exit codes: 0 passed; 1 error (bad input file, I/O); 2 bad command line or
 /// evidence that does not verify; 3 a gate failed; 4 a pre-merge check failed.
 #[derive(Debug, Parser)]
-#[command(name = "cargo xtask", version, max_term_width = 100)]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    version,
+    max_term_width = 100
+)]
 pub struct Xtask {
     #[command(subcommand)]
     pub cmd: XtaskCmd,
@@ -22,6 +27,11 @@ pub struct Xtask {
 pub enum XtaskCmd {
     /// Run the whole go-live plan: build facts, gateway probe, SLO baseline,
     /// gates for every stage, signed evidence, reports.
+    #[command(
+        after_help = "Exit codes: 0 every stage passed and the evidence verified; 1 error; \
+        2 bad option or evidence that does not verify; 3 a gate (or the gateway probe) failed; \
+        4 a pre-merge check failed."
+    )]
     Golive(GoliveArgs),
     /// Pack or verify a signed evidence bundle.
     #[command(subcommand)]
