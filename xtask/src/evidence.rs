@@ -242,9 +242,7 @@ pub fn pack(opts: &PackOptions, key: &Key) -> Result<Bundle> {
         ts: opts.ts,
         version: opts.version.clone(),
     };
-    let mut mac = key.hmac();
-    mac.update(&manifest.canonical());
-    let signature = util::hex(&mac.finalize().into_bytes());
+    let signature = sign(&manifest, key);
     let bundle = Bundle {
         manifest,
         signature,
@@ -253,6 +251,20 @@ pub fn pack(opts: &PackOptions, key: &Key) -> Result<Bundle> {
     text.push('\n');
     util::write_atomic(&out, text.as_bytes())?;
     Ok(bundle)
+}
+
+/// The signature of `manifest`: HMAC-SHA256 of its canonical form, as hex.
+pub fn sign(manifest: &Manifest, key: &Key) -> String {
+    let mut mac = key.hmac();
+    mac.update(&manifest.canonical());
+    util::hex(&mac.finalize().into_bytes())
+}
+
+/// The seed kit's weak signature of `manifest` (see the module
+/// documentation). Only for migration tools and tests: this kit never signs
+/// with it.
+pub fn sign_seed(manifest: &Manifest, key: &Key) -> String {
+    seed_signature(manifest, key)
 }
 
 /// The verdict on one bundle. Serialises to the JSON `verify` prints.
@@ -742,6 +754,11 @@ fn check_no_escape(root: &Path, path: &str) -> std::result::Result<(), String> {
 /// The seed kit's scheme: sha256(key + json.dumps(manifest, indent=2)),
 /// compared in constant time.
 fn seed_signature_ok(m: &Manifest, signature: &str, key: &Key) -> bool {
+    let want = seed_signature(m, key);
+    constant_time_eq(want.as_bytes(), signature.as_bytes())
+}
+
+fn seed_signature(m: &Manifest, key: &Key) -> String {
     let artifacts: Vec<serde_json::Value> = m
         .artifacts
         .iter()
@@ -770,8 +787,7 @@ fn seed_signature_ok(m: &Manifest, signature: &str, key: &Key) -> bool {
     let mut hasher = Sha256::new();
     hasher.update(&key.bytes);
     hasher.update(python_dumps_indent2(&serde_json::Value::Object(o)).as_bytes());
-    let want = util::hex(&hasher.finalize());
-    constant_time_eq(want.as_bytes(), signature.as_bytes())
+    util::hex(&hasher.finalize())
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
