@@ -673,7 +673,26 @@ fn hash_all(root: &Path, paths: &[String]) -> Vec<Hashed> {
 /// Streams one file through SHA-256. A file whose size or modification time
 /// changes while it is read is an error: its hash would describe no version
 /// of it.
+///
+/// Anything but a regular file (a FIFO, a device, a directory, a symbolic
+/// link) is refused before it is opened: opening a FIFO would block until
+/// someone writes to it, so a manifest naming one would hang `verify`.
 pub fn hash_file(path: &Path, buf: &mut [u8]) -> std::io::Result<(String, u64)> {
+    hash_file_observed(path, buf, &mut |_| {})
+}
+
+/// [`hash_file`], calling `after_chunk` with the number of bytes hashed so far
+/// after each chunk: tests use it to change a file in the middle of a read,
+/// deterministically.
+#[doc(hidden)]
+pub fn hash_file_observed(
+    path: &Path,
+    buf: &mut [u8],
+    after_chunk: &mut dyn FnMut(u64),
+) -> std::io::Result<(String, u64)> {
+    if !std::fs::symlink_metadata(path)?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
     let mut file = File::open(path)?;
     let before = file.metadata()?;
     if !before.is_file() {
@@ -690,6 +709,7 @@ pub fn hash_file(path: &Path, buf: &mut [u8]) -> std::io::Result<(String, u64)> 
         };
         hasher.update(&buf[..n]);
         size += n as u64;
+        after_chunk(size);
     }
     let after = file.metadata()?;
     if size != before.len()
