@@ -305,6 +305,7 @@ pub fn read_bundle(file: &Path) -> Result<Bundle> {
 /// Parses and validates a bundle's bytes.
 pub fn parse_bundle(bytes: &[u8]) -> Result<Bundle> {
     let bundle: Bundle = serde_json::from_slice(bytes)?;
+    check_objects(bytes)?;
     let m = &bundle.manifest;
     if m.signing.algo != ALGO_HMAC && m.signing.algo != ALGO_SEED {
         bail!(
@@ -334,6 +335,29 @@ pub fn parse_bundle(bytes: &[u8]) -> Result<Bundle> {
         }
     }
     Ok(bundle)
+}
+
+/// Checks that the bundle, its manifest, `signing` and every artifact are JSON
+/// objects. serde's derived structs also accept an array of their fields in
+/// declaration order, which would let a bundle in an undocumented shape
+/// verify; the bundle format is objects only.
+fn check_objects(bytes: &[u8]) -> Result<()> {
+    let v: serde_json::Value = serde_json::from_slice(bytes)?;
+    let object = |v: &serde_json::Value, what: &str| {
+        if v.is_object() {
+            Ok(())
+        } else {
+            Err(anyhow::anyhow!("{what} is not a JSON object"))
+        }
+    };
+    object(&v, "the bundle")?;
+    object(&v["manifest"], "`manifest`")?;
+    object(&v["manifest"]["signing"], "`signing`")?;
+    let artifacts = v["manifest"]["artifacts"].as_array();
+    for (i, a) in artifacts.into_iter().flatten().enumerate() {
+        object(a, &format!("artifact {i}"))?;
+    }
+    Ok(())
 }
 
 /// Verifies `bundle` (found at `bundle_path`) against the files under `root`.
