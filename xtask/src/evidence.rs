@@ -622,11 +622,26 @@ fn relative_dir(dir: &Path) -> Result<String> {
 /// Every regular file under `root/dir`, as sorted `/`-separated paths relative
 /// to `root`. Symbolic links and other special files are not evidence and are
 /// skipped; non-UTF-8 names are an error naming the file.
+///
+/// The directory itself must be reached without symbolic links: `verify`
+/// rejects every path through a link, and a link could lead pack outside the
+/// project root.
 fn list_files(root: &Path, dir: &str, skip: &OwnBundle) -> Result<Vec<String>> {
-    let top = root.join(dir);
-    let meta = std::fs::metadata(&top).with_context(|| format!("cannot read directory {dir}"))?;
-    if !meta.is_dir() {
-        bail!("{dir} is not a directory");
+    let mut top = root.to_path_buf();
+    for (i, part) in dir.split('/').enumerate() {
+        top.push(part);
+        let meta = std::fs::symlink_metadata(&top)
+            .with_context(|| format!("cannot read directory {dir}"))?;
+        if meta.file_type().is_symlink() {
+            bail!(
+                "{dir}: {} is a symbolic link; evidence is packed from a real directory \
+                 inside the project root",
+                dir.split('/').take(i + 1).collect::<Vec<_>>().join("/")
+            );
+        }
+        if !meta.is_dir() {
+            bail!("{dir} is not a directory");
+        }
     }
     let mut files = Vec::new();
     let mut stack = vec![dir.to_string()];
@@ -643,6 +658,9 @@ fn list_files(root: &Path, dir: &str, skip: &OwnBundle) -> Result<Vec<String>> {
                 );
             };
             let rel = format!("{rel_dir}/{name}");
+            if let Err(reason) = check_rel_path(&rel) {
+                bail!("{rel}: verify would reject this file name ({reason}); rename it");
+            }
             let ft = entry
                 .file_type()
                 .with_context(|| format!("cannot stat {rel}"))?;
