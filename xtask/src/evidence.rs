@@ -538,6 +538,12 @@ pub fn verdict_json(v: &Verdict) -> serde_json::Value {
 
 /// The bundle file being written and its temporary files, which are never
 /// listed in (or counted as extra to) their own manifest.
+///
+/// The bundle's directory is resolved through symbolic links first, so a
+/// bundle written through a linked directory (`--out link/b.json` with `link`
+/// pointing into the packed directory) is still recognised. Only names of
+/// exactly the shape [`util::write_atomic`] gives its temporary files are
+/// skipped: any other file, whatever its name, is evidence.
 struct OwnBundle {
     rel: Option<String>,
     tmp_prefix: Option<String>,
@@ -545,7 +551,15 @@ struct OwnBundle {
 
 impl OwnBundle {
     fn new(root: &Path, out: &Path) -> OwnBundle {
-        let rel = lexical_rel(root, out);
+        let resolved = match (out.parent(), out.file_name()) {
+            (Some(parent), Some(name)) => std::fs::canonicalize(parent).ok().map(|p| p.join(name)),
+            _ => None,
+        };
+        let rel = std::fs::canonicalize(root)
+            .ok()
+            .zip(resolved)
+            .and_then(|(root, out)| lexical_rel(&root, &out))
+            .or_else(|| lexical_rel(root, out));
         let tmp_prefix = rel.as_ref().map(|r| {
             let (parent, name) = r.rsplit_once('/').unwrap_or(("", r));
             let prefix = util::tmp_prefix(name.as_ref());
@@ -563,7 +577,7 @@ impl OwnBundle {
             || self
                 .tmp_prefix
                 .as_deref()
-                .is_some_and(|p| rel.starts_with(p) && rel.ends_with(".tmp"))
+                .is_some_and(|p| util::is_tmp_name(rel, p))
     }
 }
 
