@@ -55,6 +55,12 @@ pub const DEV_KEY: &str = "dev-key-not-for-prod";
 pub const ALGO_HMAC: &str = "hmac-sha256";
 /// The seed kit's algorithm name: sha256(key + text), not an HMAC.
 pub const ALGO_SEED: &str = "sha256(HMAC-sim)";
+/// The largest bundle `verify` reads (a bundle lists about 200 bytes per
+/// file, so this is over a million files): a larger or endless file is
+/// refused rather than read into memory.
+pub const MAX_BUNDLE: u64 = 256 << 20;
+/// The largest key file read from `MC_SIGNING_KEY_FILE`.
+pub const MAX_KEY_FILE: u64 = 1 << 20;
 
 /// A signing key. Its bytes are never printed: `Debug` shows only where it
 /// came from.
@@ -98,7 +104,7 @@ impl Key {
             }
             (None, Some(path)) => {
                 let path = PathBuf::from(path);
-                let mut bytes = std::fs::read(&path).with_context(|| {
+                let mut bytes = util::read_limited(&path, MAX_KEY_FILE).with_context(|| {
                     format!(
                         "cannot read the signing key file {} (MC_SIGNING_KEY_FILE)",
                         path.display()
@@ -295,7 +301,8 @@ pub struct Rejected {
 
 /// Reads and parses a bundle; any problem is a one-line error with exit code 2.
 pub fn read_bundle(file: &Path) -> Result<Bundle> {
-    let text = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()));
+    let text = util::read_limited(file, MAX_BUNDLE)
+        .with_context(|| format!("cannot read {}", file.display()));
     let text = text.map_err(|e| util::fail(exit::NOT_VERIFIED, e))?;
     parse_bundle(&text)
         .with_context(|| format!("malformed bundle {}", file.display()))

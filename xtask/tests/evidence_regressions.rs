@@ -163,3 +163,37 @@ fn file_named_almost_like_a_temp_file_is_evidence() {
     let o = run(xtask(root).args(["evidence", "verify", "out/b.json"]));
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
 }
+
+/// `verify` and the key file were read whole whatever their size: an endless
+/// file (`/dev/zero`, a FIFO fed forever) or a huge one ran the process out of
+/// memory. Both are read up to a documented limit now.
+#[cfg(unix)]
+#[test]
+fn endless_bundle_or_key_file_is_refused_not_read_into_memory() {
+    let project = temp_project();
+    let root = project.path();
+    let o = run_within(
+        xtask(root).args(["evidence", "verify", "/dev/zero"]),
+        Duration::from_secs(60),
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        stderr(&o),
+        "xtask: cannot read /dev/zero: larger than 256 MiB\n"
+    );
+
+    let o = run_within(
+        xtask(root)
+            .env_remove("MC_SIGNING_KEY")
+            .env("MC_SIGNING_KEY_FILE", "/dev/zero")
+            .args(["evidence", "pack", "--out", "dist/b.json"]),
+        Duration::from_secs(60),
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(
+        err.contains("cannot read the signing key file /dev/zero"),
+        "{err}"
+    );
+    assert!(err.contains("larger than 1 MiB"), "{err}");
+}
