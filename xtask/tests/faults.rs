@@ -256,6 +256,49 @@ fn file_left_alone_while_hashed_is_hashed() {
     assert_eq!(whole, (sha, 15));
 }
 
+/// The same check through the real binary: a file whose content does not
+/// stay what `stat` said while it is read. A file of /proc, bind-mounted
+/// into `out/`, is such a file every time (its size is 0, its read is not).
+/// Needs the right to mount; says so and passes otherwise (the tests above
+/// cover the check itself).
+#[cfg(target_os = "linux")]
+#[test]
+fn file_changing_during_pack_is_a_one_line_error_naming_it() {
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let project = temp_project();
+    let root = project.path();
+    let before = previous_bundle(root);
+    let target = root.join("out/version");
+    std::fs::write(&target, "").unwrap();
+    let mounted = Command::new("mount")
+        .args(["--bind", "/proc/version"])
+        .arg(&target)
+        .output();
+    match &mounted {
+        Ok(o) if o.status.success() => {}
+        other => {
+            println!("skipped: cannot bind-mount a /proc file here: {other:?}");
+            return;
+        }
+    }
+    let _unmount = Unmount(target);
+    let o = run(xtask(root).args(["evidence", "pack", "--out", "dist/b.json"]));
+    one_line_error(
+        &o,
+        1,
+        &[
+            "cannot hash out/version",
+            "the file changed while it was being hashed",
+        ],
+    );
+    assert_eq!(std::fs::read(root.join("dist/b.json")).unwrap(), before);
+}
+
 #[test]
 fn vanished_out_fails_pack_naming_it_and_keeps_the_previous_bundle() {
     let project = temp_project();
