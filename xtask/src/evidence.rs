@@ -707,23 +707,36 @@ fn hash_all(root: &Path, paths: &[String]) -> Vec<Hashed> {
         .max(1);
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<Hashed>>> = Mutex::new((0..paths.len()).map(|_| None).collect());
-    std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| {
-                let mut buf = vec![0u8; 1 << 20];
-                let mut local = Vec::new();
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(path) = paths.get(i) else { break };
-                    local.push((i, hash_file(&root.join(path), &mut buf)));
-                }
-                let mut all = results.lock().unwrap_or_else(|e| e.into_inner());
-                for (i, r) in local {
-                    all[i] = Some(r);
-                }
-            });
+    let work = || {
+        let mut buf = vec![0u8; 1 << 20];
+        let mut local = Vec::new();
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(path) = paths.get(i) else { break };
+            local.push((i, hash_file(&root.join(path), &mut buf)));
         }
-    });
+        let mut all = results.lock().unwrap_or_else(|e| e.into_inner());
+        for (i, r) in local {
+            all[i] = Some(r);
+        }
+    };
+    if threads == 1 {
+        // One file or one core: no thread to start.
+        work();
+    } else {
+        std::thread::scope(|s| {
+            let workers: Vec<_> = (0..threads).map(|_| s.spawn(work)).collect();
+            // Join each worker rather than leave it to the scope, which only
+            // waits for the closures to return: a worker could still be
+            // exiting (running its thread-local destructors) after hash_all
+            // returned, which leak checkers report as a leak.
+            for w in workers {
+                if let Err(panic) = w.join() {
+                    std::panic::resume_unwind(panic);
+                }
+            }
+        });
+    }
     results
         .into_inner()
         .unwrap_or_else(|e| e.into_inner())
