@@ -12,16 +12,18 @@ use common::{run, stderr, xtask, TEST_KEY};
 use xtask::evidence::{self, Key};
 
 /// A project whose `out/` holds `files` small files with long paths (about
-/// 650 characters), so that the bundle is large (about 770 bytes of JSON per
-/// file) while making the files and packing them stays quick.
+/// 1,850 characters, eight directories deep), so that the bundle is large
+/// (about 1.9 kB of JSON per file) while making the files and packing them
+/// stays quick.
 fn big_project(files: usize) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let long = "of-the-release-rehearsal-".repeat(8);
     for i in 0..files {
-        let sub = dir
-            .path()
-            .join(format!("out/batch-{:03}-{long}/evidence-{long}", i / 200));
-        if i % 200 == 0 {
+        let mut sub = dir.path().join(format!("out/batch-{:03}-{long}", i / 100));
+        for _ in 0..7 {
+            sub.push(&long);
+        }
+        if i % 100 == 0 {
             std::fs::create_dir_all(&sub).unwrap();
         }
         let name = format!("gate-report-{i:06}-{long}.json");
@@ -75,7 +77,7 @@ fn verifies(root: &Path, rel: &str) {
 #[test]
 fn sigkill_during_pack_leaves_the_previous_bundle_or_nothing() {
     const KILLS: u32 = 20;
-    const FILES: usize = 1_400;
+    const FILES: usize = 600;
     let _serial = serial();
     let test_start = Instant::now();
     let project = big_project(FILES);
@@ -166,7 +168,7 @@ fn sigkill_during_pack_leaves_the_previous_bundle_or_nothing() {
 #[test]
 fn racing_packs_leave_one_whole_bundle() {
     let _serial = serial();
-    let project = big_project(400);
+    let project = big_project(200);
     let root = project.path();
     for out in ["dist/b.json", "out/b.json"] {
         for round in 0..3 {
@@ -185,7 +187,7 @@ fn racing_packs_leave_one_whole_bundle() {
                 let status = c.wait().unwrap();
                 assert!(status.success(), "{out} round {round}: {status:?}");
             }
-            let v = whole_bundle_version(root, out, 400);
+            let v = whole_bundle_version(root, out, 200);
             assert!(v == "v-a" || v == "v-b", "{out}: {v}");
             verifies(root, out);
             let dir = root.join(Path::new(out).parent().unwrap());
