@@ -55,6 +55,12 @@ pub const DEV_KEY: &str = "dev-key-not-for-prod";
 pub const ALGO_HMAC: &str = "hmac-sha256";
 /// The seed kit's algorithm name: sha256(key + text), not an HMAC.
 pub const ALGO_SEED: &str = "sha256(HMAC-sim)";
+/// The largest bundle `verify` reads (a bundle lists about 200 bytes per
+/// file, so this is over a million files): a larger or endless file is
+/// refused rather than read into memory.
+pub const MAX_BUNDLE: u64 = 256 << 20;
+/// The largest key file read from `MC_SIGNING_KEY_FILE`.
+pub const MAX_KEY_FILE: u64 = 1 << 20;
 
 /// A signing key. Its bytes are never printed: `Debug` shows only where it
 /// came from.
@@ -98,7 +104,7 @@ impl Key {
             }
             (None, Some(path)) => {
                 let path = PathBuf::from(path);
-                let mut bytes = std::fs::read(&path).with_context(|| {
+                let mut bytes = util::read_limited(&path, MAX_KEY_FILE).with_context(|| {
                     format!(
                         "cannot read the signing key file {} (MC_SIGNING_KEY_FILE)",
                         path.display()
@@ -242,22 +248,29 @@ pub fn pack(opts: &PackOptions, key: &Key) -> Result<Bundle> {
         ts: opts.ts,
         version: opts.version.clone(),
     };
-    let bundle = sign(manifest, key);
+    let signature = sign(&manifest, key);
+    let bundle = Bundle {
+        manifest,
+        signature,
+    };
     let mut text = serde_json::to_string_pretty(&bundle).expect("a bundle always serialises");
     text.push('\n');
     util::write_atomic(&out, text.as_bytes())?;
     Ok(bundle)
 }
 
-/// Signs `manifest` with `key` (HMAC-SHA256 over its canonical form).
-pub fn sign(manifest: Manifest, key: &Key) -> Bundle {
+/// The signature of `manifest`: HMAC-SHA256 of its canonical form, as hex.
+pub fn sign(manifest: &Manifest, key: &Key) -> String {
     let mut mac = key.hmac();
     mac.update(&manifest.canonical());
-    let signature = util::hex(&mac.finalize().into_bytes());
-    Bundle {
-        manifest,
-        signature,
-    }
+    util::hex(&mac.finalize().into_bytes())
+}
+
+/// The seed kit's weak signature of `manifest` (see the module
+/// documentation). Only for migration tools and tests: this kit never signs
+/// with it.
+pub fn sign_seed(manifest: &Manifest, key: &Key) -> String {
+    seed_signature(manifest, key)
 }
 
 /// The verdict on one bundle. Serialises to the JSON `verify` prints.
@@ -289,8 +302,8 @@ pub struct Rejected {
 /// Reads and parses the bundle at `root/file`; any problem is a one-line
 /// error naming `file`, with exit code 2.
 pub fn read_bundle(root: &Path, file: &Path) -> Result<Bundle> {
-    let text =
-        std::fs::read(root.join(file)).with_context(|| format!("cannot read {}", file.display()));
+    let text = util::read_limited(&root.join(file), MAX_BUNDLE)
+        .with_context(|| format!("cannot read {}", file.display()));
     let text = text.map_err(|e| util::fail(exit::NOT_VERIFIED, e))?;
     parse_bundle(&text)
         .with_context(|| format!("malformed bundle {}", file.display()))
@@ -300,6 +313,7 @@ pub fn read_bundle(root: &Path, file: &Path) -> Result<Bundle> {
 /// Parses and validates a bundle's bytes.
 pub fn parse_bundle(bytes: &[u8]) -> Result<Bundle> {
     let bundle: Bundle = serde_json::from_slice(bytes)?;
+    check_objects(bytes)?;
     let m = &bundle.manifest;
     if m.signing.algo != ALGO_HMAC && m.signing.algo != ALGO_SEED {
         bail!(
@@ -329,6 +343,29 @@ pub fn parse_bundle(bytes: &[u8]) -> Result<Bundle> {
         }
     }
     Ok(bundle)
+}
+
+/// Checks that the bundle, its manifest, `signing` and every artifact are JSON
+/// objects. serde's derived structs also accept an array of their fields in
+/// declaration order, which would let a bundle in an undocumented shape
+/// verify; the bundle format is objects only.
+fn check_objects(bytes: &[u8]) -> Result<()> {
+    let v: serde_json::Value = serde_json::from_slice(bytes)?;
+    let object = |v: &serde_json::Value, what: &str| {
+        if v.is_object() {
+            Ok(())
+        } else {
+            Err(anyhow::anyhow!("{what} is not a JSON object"))
+        }
+    };
+    object(&v, "the bundle")?;
+    object(&v["manifest"], "`manifest`")?;
+    object(&v["manifest"]["signing"], "`signing`")?;
+    let artifacts = v["manifest"]["artifacts"].as_array();
+    for (i, a) in artifacts.into_iter().flatten().enumerate() {
+        object(a, &format!("artifact {i}"))?;
+    }
+    Ok(())
 }
 
 /// Verifies `bundle` (found at `bundle_path`) against the files under `root`.
@@ -420,8 +457,7 @@ pub fn verify(
                     .filter(|p| !listed.contains(p.as_str()))
                     .collect()
             }
-            Err(e) if root.join(dir).exists() => reasons.push(format!("cannot list {dir}: {e:#}")),
-            Err(_) => {}
+            Err(e) => reasons.push(format!("cannot list {dir}: {e:#}")),
         }
     }
     for (what, list) in [
@@ -509,6 +545,12 @@ pub fn verdict_json(v: &Verdict) -> serde_json::Value {
 
 /// The bundle file being written and its temporary files, which are never
 /// listed in (or counted as extra to) their own manifest.
+///
+/// The bundle's directory is resolved through symbolic links first, so a
+/// bundle written through a linked directory (`--out link/b.json` with `link`
+/// pointing into the packed directory) is still recognised. Only names of
+/// exactly the shape [`util::write_atomic`] gives its temporary files are
+/// skipped: any other file, whatever its name, is evidence.
 struct OwnBundle {
     rel: Option<String>,
     tmp_prefix: Option<String>,
@@ -516,7 +558,15 @@ struct OwnBundle {
 
 impl OwnBundle {
     fn new(root: &Path, out: &Path) -> OwnBundle {
-        let rel = lexical_rel(root, out);
+        let resolved = match (out.parent(), out.file_name()) {
+            (Some(parent), Some(name)) => std::fs::canonicalize(parent).ok().map(|p| p.join(name)),
+            _ => None,
+        };
+        let rel = std::fs::canonicalize(root)
+            .ok()
+            .zip(resolved)
+            .and_then(|(root, out)| lexical_rel(&root, &out))
+            .or_else(|| lexical_rel(root, out));
         let tmp_prefix = rel.as_ref().map(|r| {
             let (parent, name) = r.rsplit_once('/').unwrap_or(("", r));
             let prefix = util::tmp_prefix(name.as_ref());
@@ -534,7 +584,7 @@ impl OwnBundle {
             || self
                 .tmp_prefix
                 .as_deref()
-                .is_some_and(|p| rel.starts_with(p) && rel.ends_with(".tmp"))
+                .is_some_and(|p| util::is_tmp_name(rel, p))
     }
 }
 
@@ -593,11 +643,26 @@ fn relative_dir(dir: &Path) -> Result<String> {
 /// Every regular file under `root/dir`, as sorted `/`-separated paths relative
 /// to `root`. Symbolic links and other special files are not evidence and are
 /// skipped; non-UTF-8 names are an error naming the file.
+///
+/// The directory itself must be reached without symbolic links: `verify`
+/// rejects every path through a link, and a link could lead pack outside the
+/// project root.
 fn list_files(root: &Path, dir: &str, skip: &OwnBundle) -> Result<Vec<String>> {
-    let top = root.join(dir);
-    let meta = std::fs::metadata(&top).with_context(|| format!("cannot read directory {dir}"))?;
-    if !meta.is_dir() {
-        bail!("{dir} is not a directory");
+    let mut top = root.to_path_buf();
+    for (i, part) in dir.split('/').enumerate() {
+        top.push(part);
+        let meta = std::fs::symlink_metadata(&top)
+            .with_context(|| format!("cannot read directory {dir}"))?;
+        if meta.file_type().is_symlink() {
+            bail!(
+                "{dir}: {} is a symbolic link; evidence is packed from a real directory \
+                 inside the project root",
+                dir.split('/').take(i + 1).collect::<Vec<_>>().join("/")
+            );
+        }
+        if !meta.is_dir() {
+            bail!("{dir} is not a directory");
+        }
     }
     let mut files = Vec::new();
     let mut stack = vec![dir.to_string()];
@@ -614,6 +679,9 @@ fn list_files(root: &Path, dir: &str, skip: &OwnBundle) -> Result<Vec<String>> {
                 );
             };
             let rel = format!("{rel_dir}/{name}");
+            if let Err(reason) = check_rel_path(&rel) {
+                bail!("{rel}: verify would reject this file name ({reason}); rename it");
+            }
             let ft = entry
                 .file_type()
                 .with_context(|| format!("cannot stat {rel}"))?;
@@ -639,23 +707,36 @@ fn hash_all(root: &Path, paths: &[String]) -> Vec<Hashed> {
         .max(1);
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<Hashed>>> = Mutex::new((0..paths.len()).map(|_| None).collect());
-    std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| {
-                let mut buf = vec![0u8; 1 << 20];
-                let mut local = Vec::new();
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(path) = paths.get(i) else { break };
-                    local.push((i, hash_file(&root.join(path), &mut buf)));
-                }
-                let mut all = results.lock().unwrap_or_else(|e| e.into_inner());
-                for (i, r) in local {
-                    all[i] = Some(r);
-                }
-            });
+    let work = || {
+        let mut buf = vec![0u8; 1 << 20];
+        let mut local = Vec::new();
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(path) = paths.get(i) else { break };
+            local.push((i, hash_file(&root.join(path), &mut buf)));
         }
-    });
+        let mut all = results.lock().unwrap_or_else(|e| e.into_inner());
+        for (i, r) in local {
+            all[i] = Some(r);
+        }
+    };
+    if threads == 1 {
+        // One file or one core: no thread to start.
+        work();
+    } else {
+        std::thread::scope(|s| {
+            let workers: Vec<_> = (0..threads).map(|_| s.spawn(work)).collect();
+            // Join each worker rather than leave it to the scope, which only
+            // waits for the closures to return: a worker could still be
+            // exiting (running its thread-local destructors) after hash_all
+            // returned, which leak checkers report as a leak.
+            for w in workers {
+                if let Err(panic) = w.join() {
+                    std::panic::resume_unwind(panic);
+                }
+            }
+        });
+    }
     results
         .into_inner()
         .unwrap_or_else(|e| e.into_inner())
@@ -667,7 +748,26 @@ fn hash_all(root: &Path, paths: &[String]) -> Vec<Hashed> {
 /// Streams one file through SHA-256. A file whose size or modification time
 /// changes while it is read is an error: its hash would describe no version
 /// of it.
+///
+/// Anything but a regular file (a FIFO, a device, a directory, a symbolic
+/// link) is refused before it is opened: opening a FIFO would block until
+/// someone writes to it, so a manifest naming one would hang `verify`.
 pub fn hash_file(path: &Path, buf: &mut [u8]) -> std::io::Result<(String, u64)> {
+    hash_file_observed(path, buf, &mut |_| {})
+}
+
+/// [`hash_file`], calling `after_chunk` with the number of bytes hashed so far
+/// after each chunk: tests use it to change a file in the middle of a read,
+/// deterministically.
+#[doc(hidden)]
+pub fn hash_file_observed(
+    path: &Path,
+    buf: &mut [u8],
+    after_chunk: &mut dyn FnMut(u64),
+) -> std::io::Result<(String, u64)> {
+    if !std::fs::symlink_metadata(path)?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
     let mut file = File::open(path)?;
     let before = file.metadata()?;
     if !before.is_file() {
@@ -684,6 +784,7 @@ pub fn hash_file(path: &Path, buf: &mut [u8]) -> std::io::Result<(String, u64)> 
         };
         hasher.update(&buf[..n]);
         size += n as u64;
+        after_chunk(size);
     }
     let after = file.metadata()?;
     if size != before.len()
@@ -748,6 +849,11 @@ fn check_no_escape(root: &Path, path: &str) -> std::result::Result<(), String> {
 /// The seed kit's scheme: sha256(key + json.dumps(manifest, indent=2)),
 /// compared in constant time.
 fn seed_signature_ok(m: &Manifest, signature: &str, key: &Key) -> bool {
+    let want = seed_signature(m, key);
+    constant_time_eq(want.as_bytes(), signature.as_bytes())
+}
+
+fn seed_signature(m: &Manifest, key: &Key) -> String {
     let artifacts: Vec<serde_json::Value> = m
         .artifacts
         .iter()
@@ -776,8 +882,7 @@ fn seed_signature_ok(m: &Manifest, signature: &str, key: &Key) -> bool {
     let mut hasher = Sha256::new();
     hasher.update(&key.bytes);
     hasher.update(python_dumps_indent2(&serde_json::Value::Object(o)).as_bytes());
-    let want = util::hex(&hasher.finalize());
-    constant_time_eq(want.as_bytes(), signature.as_bytes())
+    util::hex(&hasher.finalize())
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

@@ -86,9 +86,18 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let name = path
         .file_name()
         .with_context(|| format!("{}: not a file path", path.display()))?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&tmp_prefix(name))
-        .suffix(".tmp")
+    let prefix = tmp_prefix(name);
+    let mut builder = tempfile::Builder::new();
+    builder
+        .prefix(&prefix)
+        .rand_bytes(TMP_RAND_CHARS)
+        .suffix(TMP_SUFFIX);
+    // tempfile makes its files readable by their owner only (0600), and the
+    // rename keeps that mode; what the kit writes is for others to read, so
+    // it is created like any other file: 0666 less the umask.
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+    let mut tmp = builder
         .tempfile_in(dir)
         .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
     tmp.write_all(bytes)
@@ -97,7 +106,27 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     tmp.persist(path)
         .map_err(|e| e.error)
         .with_context(|| format!("cannot write {}", path.display()))?;
+    // Make the rename itself durable, so a power cut after we return cannot
+    // bring the old file back. Best effort: not every platform can open a
+    // directory, and the data is already safely in place.
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
     Ok(())
+}
+
+/// How many random characters [`write_atomic`]'s temporary file names have.
+const TMP_RAND_CHARS: usize = 6;
+/// The suffix of [`write_atomic`]'s temporary file names.
+const TMP_SUFFIX: &str = ".tmp";
+
+/// Whether `name` (a path ending in a file name) has exactly the shape of a
+/// temporary file of [`write_atomic`] whose path starts with `prefix`:
+/// `prefix`, then [`TMP_RAND_CHARS`] alphanumeric characters, then `.tmp`.
+pub fn is_tmp_name(name: &str, prefix: &str) -> bool {
+    name.strip_prefix(prefix)
+        .and_then(|rest| rest.strip_suffix(TMP_SUFFIX))
+        .is_some_and(|r| r.len() == TMP_RAND_CHARS && r.bytes().all(|b| b.is_ascii_alphanumeric()))
 }
 
 /// The prefix of the temporary files [`write_atomic`] makes for a target named
@@ -112,6 +141,24 @@ pub fn write_json(path: &Path, value: &serde_json::Value) -> Result<()> {
     let mut text = serde_json::to_string_pretty(value).expect("a JSON value always serialises");
     text.push('\n');
     write_atomic(path, text.as_bytes())
+}
+
+/// Reads a whole file of at most `limit` bytes. A larger file (or an endless
+/// one, like `/dev/zero`) is an error after reading `limit + 1` bytes, not
+/// an attempt to hold all of it in memory.
+pub fn read_limited(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(limit.saturating_add(1))
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(std::io::Error::other(format!(
+            "larger than {} MiB",
+            limit >> 20
+        )));
+    }
+    Ok(bytes)
 }
 
 /// Lowercase hex of `bytes`.
@@ -193,5 +240,29 @@ mod tests {
         assert_eq!(std::fs::read(&p).unwrap(), b"two");
         let left: Vec<_> = std::fs::read_dir(p.parent().unwrap()).unwrap().collect();
         assert_eq!(left.len(), 1, "no temporary file is left behind");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn atomic_write_gives_the_usual_file_mode_not_0600() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let (atomic, plain) = (dir.path().join("a.json"), dir.path().join("b.json"));
+        write_atomic(&atomic, b"{}").unwrap();
+        std::fs::write(&plain, b"{}").unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode();
+        assert_eq!(
+            mode(&atomic),
+            mode(&plain),
+            "same mode as a file made by fs::write"
+        );
+    }
+
+    #[test]
+    fn tmp_names_are_recognised_exactly() {
+        assert!(is_tmp_name("out/.b.json.Ab12Cd.tmp", "out/.b.json."));
+        assert!(!is_tmp_name("out/.b.json.notes.tmp", "out/.b.json."));
+        assert!(!is_tmp_name("out/.b.json.Ab-2Cd.tmp", "out/.b.json."));
+        assert!(!is_tmp_name("out/.b.json.Ab12Cd.tmp.bak", "out/.b.json."));
     }
 }

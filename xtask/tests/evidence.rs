@@ -207,7 +207,11 @@ fn path_escapes_are_rejected() {
             ts: 1_700_000_000,
             version: "v0.3.2-mc".into(),
         };
-        let bundle = evidence::sign(manifest, &key);
+        let signature = evidence::sign(&manifest, &key);
+        let bundle = evidence::Bundle {
+            manifest,
+            signature,
+        };
         std::fs::create_dir_all(p.path().join("dist")).unwrap();
         write_bundle(p.path(), &serde_json::to_value(&bundle).unwrap());
         let (code, verdict) = verify(p.path(), &[]);

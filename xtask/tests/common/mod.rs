@@ -6,6 +6,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// The signing key [`hermetic`] sets (`MC_SIGNING_KEY`).
+pub const TEST_KEY: &str = "test-key-0123456789";
+
 /// A temporary project: an empty root with `out/sample.txt`, as in the seed.
 pub fn temp_project() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -42,7 +45,7 @@ pub fn hermetic(cmd: &mut Command) {
     }
     cmd.env("RUST_BACKTRACE", "0")
         .env("SOURCE_DATE_EPOCH", "1700000000")
-        .env("MC_SIGNING_KEY", "test-key-0123456789");
+        .env("MC_SIGNING_KEY", TEST_KEY);
 }
 
 /// Runs `cmd` and returns its output; panics with the output if it could not start.
@@ -70,4 +73,34 @@ pub fn insta_settings() -> insta::Settings {
     s.set_snapshot_path(snapshot_dir());
     s.set_prepend_module_to_snapshot(false);
     s
+}
+
+/// Runs `cmd`, killing it if it has not ended within `limit` (a hang is a
+/// test failure, not a stuck test run).
+pub fn run_within(cmd: &mut Command, limit: std::time::Duration) -> Output {
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    let start = std::time::Instant::now();
+    while child.try_wait().expect("wait").is_none() {
+        if start.elapsed() > limit {
+            child.kill().ok();
+            let o = child.wait_with_output().expect("wait");
+            panic!("{cmd:?} hung for {limit:?}; stderr:\n{}", stderr(&o));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    child.wait_with_output().expect("wait")
+}
+
+/// Whether the tests run as root (where permission bits do not stop reads).
+#[cfg(unix)]
+pub fn is_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    // A file we create is owned by our effective user.
+    let f = tempfile::NamedTempFile::new().expect("temp file");
+    f.as_file().metadata().expect("stat").uid() == 0
 }

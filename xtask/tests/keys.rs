@@ -1,0 +1,237 @@
+//! The signing key: it never appears in anything the kit prints or writes,
+//! the development key is refused under `--strict`, and a key can come from a
+//! file (`MC_SIGNING_KEY_FILE`), but not from a file and the variable at once.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::{run, stderr, stdout, temp_project, xtask};
+use xtask::evidence::{Key, DEV_KEY};
+
+/// A key that cannot appear anywhere by chance.
+const SECRET: &str = "kEy-S3cret-9f1d4c2b7a-do-not-print";
+
+/// Every byte the kit printed or wrote for `o` and under `root`, as text.
+fn everything(root: &Path, outputs: &[Output]) -> String {
+    let mut all = String::new();
+    for o in outputs {
+        all.push_str(&stdout(o));
+        all.push_str(&stderr(o));
+    }
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.file_name().is_some_and(|n| n != "key") {
+                all.push_str(&String::from_utf8_lossy(&std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    all
+}
+
+fn assert_key_absent(all: &str, key: &str) {
+    assert!(!all.contains(key), "the key leaked:\n{all}");
+    let hex = xtask::util::hex(key.as_bytes());
+    assert!(!all.contains(&hex), "the key leaked as hex:\n{all}");
+}
+
+fn with_key(root: &Path, key: &str) -> Command {
+    let mut cmd = xtask(root);
+    cmd.env("MC_SIGNING_KEY", key);
+    cmd
+}
+
+#[test]
+fn the_key_never_appears_in_output_bundles_or_errors() {
+    let project = temp_project();
+    let root = project.path();
+    let mut outs = Vec::new();
+    let mut go = |cmd: &mut Command| {
+        let o = run(cmd);
+        outs.push(o);
+    };
+    go(with_key(root, SECRET).args(["evidence", "pack", "--out", "dist/b.json"]));
+    go(with_key(root, SECRET).args(["evidence", "verify", "dist/b.json"]));
+    go(with_key(root, SECRET).args(["evidence", "verify", "--strict", "dist/b.json"]));
+    // Error paths: a wrong key, a changed file, a malformed bundle, a missing
+    // bundle, a missing directory, bad settings next to the key.
+    go(with_key(root, "another-key").args(["evidence", "verify", "dist/b.json"]));
+    std::fs::write(root.join("out/sample.txt"), "changed\n").unwrap();
+    go(with_key(root, SECRET).args(["evidence", "verify", "dist/b.json"]));
+    std::fs::write(root.join("dist/bad.json"), "{\"manifest\": 1}").unwrap();
+    go(with_key(root, SECRET).args(["evidence", "verify", "dist/bad.json"]));
+    go(with_key(root, SECRET).args(["evidence", "verify", "dist/none.json"]));
+    go(with_key(root, SECRET).args(["evidence", "pack", "--dir", "gone", "--out", "dist/c.json"]));
+    go(with_key(root, SECRET)
+        .env("SOURCE_DATE_EPOCH", "soon")
+        .args(["evidence", "pack", "--out", "dist/c.json"]));
+    go(with_key(root, SECRET)
+        .env("MC_SIGNING_KEY_FILE", root.join("key"))
+        .args(["evidence", "pack", "--out", "dist/c.json"]));
+    go(xtask(root)
+        .env_remove("MC_SIGNING_KEY")
+        .env("MC_SIGNING_KEY_FILE", root.join("no-such-key"))
+        .args(["evidence", "pack", "--out", "dist/c.json"]));
+    assert!(outs[0].status.success() && outs[1].status.success());
+    assert!(outs[3..].iter().all(|o| !o.status.success()));
+    assert_key_absent(&everything(root, &outs), SECRET);
+}
+
+#[test]
+fn the_key_file_never_appears_in_output_either() {
+    let project = temp_project();
+    let root = project.path();
+    std::fs::write(root.join("key"), format!("{SECRET}\n")).unwrap();
+    let file = |cmd: &mut Command| {
+        cmd.env_remove("MC_SIGNING_KEY")
+            .env("MC_SIGNING_KEY_FILE", root.join("key"));
+        run(cmd)
+    };
+    let outs = vec![
+        file(xtask(root).args(["evidence", "pack", "--strict", "--out", "dist/b.json"])),
+        file(xtask(root).args(["evidence", "verify", "--strict", "dist/b.json"])),
+        file(xtask(root).args(["evidence", "verify", "dist/missing.json"])),
+    ];
+    assert!(outs[0].status.success(), "{}", stderr(&outs[0]));
+    assert!(outs[1].status.success(), "{}", stdout(&outs[1]));
+    assert_key_absent(&everything(root, &outs), SECRET);
+}
+
+#[test]
+fn key_debug_output_hides_the_key() {
+    let key = Key::new(SECRET, "env:MC_SIGNING_KEY");
+    let shown = format!("{key:?} {key:#?}");
+    assert!(!shown.contains(SECRET), "{shown}");
+    assert!(shown.contains("env:MC_SIGNING_KEY"), "{shown}");
+}
+
+/// `cmd` with no key set at all: the development key is used.
+fn no_key(mut cmd: Command) -> Command {
+    cmd.env_remove("MC_SIGNING_KEY")
+        .env_remove("MC_SIGNING_KEY_FILE");
+    cmd
+}
+
+#[test]
+fn strict_pack_refuses_the_dev_key_and_writes_nothing() {
+    let project = temp_project();
+    let root = project.path();
+    std::fs::write(root.join("dev-key"), format!("{DEV_KEY}\n")).unwrap();
+    let mut file = no_key(xtask(root));
+    file.env("MC_SIGNING_KEY_FILE", root.join("dev-key"));
+    let mut inline = xtask(root);
+    inline.env("MC_SIGNING_KEY", DEV_KEY);
+    for (how, mut cmd) in [
+        ("unset", no_key(xtask(root))),
+        ("inline", inline),
+        ("file", file),
+    ] {
+        let o = run(cmd.args(["evidence", "pack", "--strict", "--out", "dist/b.json"]));
+        assert_eq!(o.status.code(), Some(1), "{how}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("--strict refuses the development signing key"),
+            "{how}"
+        );
+        assert_eq!(stderr(&o).lines().count(), 1, "{how}: {}", stderr(&o));
+        assert!(
+            !root.join("dist/b.json").exists(),
+            "{how}: nothing is written"
+        );
+    }
+    // Without --strict the dev key works, with a warning.
+    let o = run(no_key(xtask(root)).args(["evidence", "pack", "--out", "dist/b.json"]));
+    assert!(o.status.success());
+    assert!(stderr(&o).contains("warning: signing with the development key"));
+}
+
+#[test]
+fn strict_verify_refuses_the_dev_key() {
+    let project = temp_project();
+    let root = project.path();
+    let o = run(no_key(xtask(root)).args(["evidence", "pack", "--out", "dist/b.json"]));
+    assert!(o.status.success());
+    let o = run(no_key(xtask(root)).args(["evidence", "verify", "dist/b.json"]));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "a dev-key bundle verifies without --strict"
+    );
+    let o = run(no_key(xtask(root)).args(["evidence", "verify", "--strict", "dist/b.json"]));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--strict refuses the development signing key"));
+    assert!(stdout(&o).is_empty(), "no verdict is printed");
+}
+
+#[test]
+fn key_file_signs_like_the_same_key_inline() {
+    let project = temp_project();
+    let root = project.path();
+    std::fs::write(root.join("key"), "file-key-42\r\n").unwrap();
+    let mut from_file = no_key(xtask(root));
+    from_file.env("MC_SIGNING_KEY_FILE", root.join("key"));
+    let o = run(from_file.args(["evidence", "pack", "--strict", "--out", "dist/b.json"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).is_empty(), "no dev-key warning: {}", stderr(&o));
+    let bundle = xtask::evidence::read_bundle(root, std::path::Path::new("dist/b.json")).unwrap();
+    assert_eq!(bundle.manifest.signing.key_ref, "env:MC_SIGNING_KEY_FILE");
+
+    // One trailing newline (CRLF too) is not part of the key.
+    let o =
+        run(with_key(root, "file-key-42").args(["evidence", "verify", "--strict", "dist/b.json"]));
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    let o = run(with_key(root, "file-key-4").args(["evidence", "verify", "dist/b.json"]));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stdout(&o).contains("\"signature_ok\": false"));
+}
+
+#[test]
+fn key_file_and_inline_key_together_are_refused() {
+    let project = temp_project();
+    let root = project.path();
+    std::fs::write(root.join("key"), "file-key-42\n").unwrap();
+    for args in [
+        &["evidence", "pack", "--out", "dist/b.json"][..],
+        &["evidence", "verify", "dist/b.json"],
+    ] {
+        let mut cmd = xtask(root); // sets MC_SIGNING_KEY
+        cmd.env("MC_SIGNING_KEY_FILE", root.join("key"));
+        let o = run(cmd.args(args));
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", stderr(&o));
+        let err = stderr(&o);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.contains("both MC_SIGNING_KEY and MC_SIGNING_KEY_FILE are set"),
+            "{err}"
+        );
+    }
+    assert!(!root.join("dist/b.json").exists());
+}
+
+#[test]
+fn empty_or_unreadable_key_file_is_an_error_naming_the_file() {
+    let project = temp_project();
+    let root = project.path();
+    std::fs::write(root.join("empty-key"), "\n").unwrap();
+    let cases = [
+        ("empty-key", "the signing key is empty"),
+        ("no-such-key", "cannot read the signing key file"),
+        ("out", "cannot read the signing key file"), // a directory
+    ];
+    for (name, want) in cases {
+        let mut cmd = no_key(xtask(root));
+        cmd.env("MC_SIGNING_KEY_FILE", root.join(name));
+        let o = run(cmd.args(["evidence", "pack", "--out", "dist/b.json"]));
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "{name}: {err}");
+        assert!(err.contains(want), "{name}: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        if want.starts_with("cannot read") {
+            assert!(err.contains(name), "the error names the file: {err}");
+        }
+    }
+}
