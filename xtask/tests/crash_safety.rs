@@ -43,7 +43,7 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 /// Parses the bundle at `rel` and checks that it is whole: its signature
 /// matches and it lists all `files`. Returns its version.
 fn whole_bundle_version(root: &Path, rel: &str, files: usize) -> String {
-    let bundle = evidence::read_bundle(&root, std::path::Path::new(rel))
+    let bundle = evidence::read_bundle(root, std::path::Path::new(rel))
         .unwrap_or_else(|e| panic!("{rel} is not a whole bundle: {e:#}"));
     let key = Key::new(TEST_KEY, "env:MC_SIGNING_KEY");
     assert_eq!(
@@ -68,7 +68,7 @@ fn tmp_files(dir: &Path) -> Vec<std::ffi::OsString> {
 
 /// Checks that the bundle at `rel` verifies against the files under `root`.
 fn verifies(root: &Path, rel: &str) {
-    let bundle = evidence::read_bundle(&root, std::path::Path::new(rel)).unwrap();
+    let bundle = evidence::read_bundle(root, std::path::Path::new(rel)).unwrap();
     let key = Key::new(TEST_KEY, "env:MC_SIGNING_KEY");
     let verdict = evidence::verify(root, &bundle, Path::new(rel), &key, false);
     assert!(verdict.ok, "{rel} does not verify: {:?}", verdict.reasons);
