@@ -313,7 +313,7 @@ fn sigkill_during_gates_leaves_the_previous_report_or_nothing() {
             &format!("out/gates-{stage}-{V}.json"),
         ]);
         // Every third run fails its gate: the report is written all the same.
-        if i % 3 == 0 {
+        if i.is_multiple_of(3) {
             cmd.args(["--degrade", "GraphQL.reads.p95_ms=+300"]);
         }
         cmd
