@@ -731,6 +731,9 @@ pub fn run(root: &Path, args: &crate::flags::GatesArgs) -> Result<u8> {
     };
     let report = judge(&config, &args.stage, &inputs, args.strict, ts)?;
     let value = serde_json::to_value(&report).context("cannot serialise the report")?;
+    // A run killed while writing the report leaves its temporary file, which
+    // `evidence pack` would take for evidence: it goes before this one is written.
+    util::remove_stale_tmp(&root.join(&args.report))?;
     util::write_json(&root.join(&args.report), &value)?;
     println!("wrote gates report → {}", args.report.display());
 

@@ -168,6 +168,8 @@ pub struct Outputs {
     pub probe: PathBuf,
     pub measured: PathBuf,
     pub decisions: PathBuf,
+    /// The decision log while the gateway writes it, renamed to `decisions`.
+    pub decisions_partial: PathBuf,
     pub baseline: PathBuf,
     pub bundle: PathBuf,
     pub markdown: PathBuf,
@@ -184,11 +186,34 @@ impl Outputs {
             probe: out(format!("a2a-probe-{version}.json")),
             measured: out(format!("slo-{version}-a2a-measured.json")),
             decisions: out(format!("a2a-decisions-{version}.jsonl")),
+            decisions_partial: out(format!("a2a-decisions-{version}.jsonl.partial")),
             baseline: out(format!("slo-{version}-baseline.json")),
             bundle: dist(format!("evidence-{version}.json")),
             markdown: dist(format!("golive-{version}.md")),
             html: dist(format!("golive-{version}.html")),
         }
+    }
+
+    /// Every file this task can write for the version, with the gate reports
+    /// of `stages`.
+    pub fn all(&self, version: &str, stages: &[&str]) -> Vec<PathBuf> {
+        let mut all: Vec<PathBuf> = [
+            &self.build,
+            &self.checks,
+            &self.probe,
+            &self.measured,
+            &self.decisions,
+            &self.decisions_partial,
+            &self.baseline,
+            &self.bundle,
+            &self.markdown,
+            &self.html,
+        ]
+        .into_iter()
+        .cloned()
+        .collect();
+        all.extend(stages.iter().map(|s| Outputs::gate(version, s)));
+        all
     }
 
     /// The gate report of `stage`.
@@ -260,7 +285,7 @@ fn gateway_step(root: &Path, outs: &Outputs, version: &str, ts: u64) -> Result<G
         .ok()
         .filter(|u| !u.trim().is_empty());
     let decisions = root.join(&outs.decisions);
-    let partial = decisions.with_extension("jsonl.partial");
+    let partial = root.join(&outs.decisions_partial);
     let gateway = match &external {
         Some(_) => None,
         None => {
@@ -287,7 +312,10 @@ fn gateway_step(root: &Path, outs: &Outputs, version: &str, ts: u64) -> Result<G
     if let Some(g) = gateway {
         g.shutdown()
             .context("cannot stop the in-process A2A gateway")?;
-        std::fs::rename(&partial, &decisions)
+        // Like `util::write_atomic`: on disk before it takes the final name.
+        std::fs::File::open(&partial)
+            .and_then(|f| f.sync_all())
+            .and_then(|()| std::fs::rename(&partial, &decisions))
             .with_context(|| format!("cannot write {}", outs.decisions.display()))?;
     } else {
         remove_own(&decisions)?;
@@ -364,6 +392,18 @@ fn gateway_step(root: &Path, outs: &Outputs, version: &str, ts: u64) -> Result<G
     })
 }
 
+/// Removes what an interrupted run for the version can leave beside its
+/// outputs: the decision log the gateway was still writing (`.partial`) and
+/// the temporary files of [`util::write_atomic`]. Left in `out/`, this run's
+/// pack would take them for evidence.
+fn remove_leftovers(root: &Path, outs: &Outputs, own: &[PathBuf]) -> Result<()> {
+    remove_own(&root.join(&outs.decisions_partial))?;
+    for path in own {
+        util::remove_stale_tmp(&root.join(path))?;
+    }
+    Ok(())
+}
+
 /// Removes a file this task wrote on an earlier run; a missing one is fine.
 fn remove_own(path: &Path) -> Result<()> {
     match std::fs::remove_file(path) {
@@ -424,6 +464,7 @@ pub fn run(root: &Path, args: &GoliveArgs) -> Result<u8> {
     let key = evidence::Key::from_env()?;
     key.check_dev(args.strict, "xtask")?;
     let outs = Outputs::new(&version);
+    remove_leftovers(root, &outs, &outs.all(&version, &config.stage_names()))?;
     let sh = Shell::new().context("cannot start a shell")?;
     sh.change_dir(root);
 

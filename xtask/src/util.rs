@@ -135,6 +135,47 @@ pub fn tmp_prefix(name: &std::ffi::OsStr) -> String {
     format!(".{}.", name.to_string_lossy())
 }
 
+/// Removes the temporary files an interrupted [`write_atomic`] of `path` left
+/// beside it: names of exactly their shape, nothing else; a missing directory
+/// is fine. Tasks call it before writing `path` again, so that a killed run's
+/// half-written file does not stay in `out/` for the packer to take as
+/// evidence. Two tasks writing one path at once may then see one of them
+/// fail (its temporary file is gone), never a partial file at `path`.
+pub fn remove_stale_tmp(path: &Path) -> Result<()> {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return Ok(());
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).with_context(|| format!("cannot list {}", dir.display())),
+    };
+    let prefix = tmp_prefix(name);
+    for entry in entries {
+        let entry = entry.with_context(|| format!("cannot list {}", dir.display()))?;
+        let stale = entry
+            .file_name()
+            .to_str()
+            .is_some_and(|n| is_tmp_name(n, &prefix));
+        if stale {
+            match std::fs::remove_file(entry.path()) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(e).with_context(|| {
+                        format!("cannot remove the stale {}", entry.path().display())
+                    })
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Serialises `value` as pretty JSON with a trailing newline and writes it
 /// atomically.
 pub fn write_json(path: &Path, value: &serde_json::Value) -> Result<()> {
@@ -256,6 +297,28 @@ mod tests {
             mode(&plain),
             "same mode as a file made by fs::write"
         );
+    }
+
+    #[test]
+    fn stale_tmp_files_of_a_path_are_removed_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let names = [
+            ".r.json.Ab12Cd.tmp",
+            ".r.json.notes.tmp",
+            ".s.json.Ab12Cd.tmp",
+            "r.json",
+        ];
+        for n in names {
+            std::fs::write(dir.path().join(n), "x").unwrap();
+        }
+        remove_stale_tmp(&dir.path().join("r.json")).unwrap();
+        remove_stale_tmp(&dir.path().join("gone/r.json")).unwrap();
+        let mut left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(left, [".r.json.notes.tmp", ".s.json.Ab12Cd.tmp", "r.json"]);
     }
 
     #[test]

@@ -102,6 +102,122 @@ fn the_key_file_never_appears_in_output_either() {
     assert_key_absent(&everything(root, &outs), SECRET);
 }
 
+/// The golive and gates runs of the key tests, good and bad, each made by
+/// `with`, which sets the key; returns their outputs.
+///
+/// Error paths: a failing gate (stopping golive's rollout), a gateway that is
+/// down, bad options, a bad clock, a missing input file. golive also writes
+/// its summary to `GITHUB_STEP_SUMMARY` (a file under `root`, so checked too).
+fn golive_and_gates_runs(root: &Path, with: &dyn Fn() -> Command) -> Vec<Output> {
+    let mut outs = Vec::new();
+    let summary = root.join("step-summary.md");
+    let mut go = |args: &[&str], env: &[(&str, &str)]| {
+        let mut cmd = with();
+        cmd.env("CI", "true")
+            .env("GITHUB_STEP_SUMMARY", &summary)
+            .args(args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        outs.push(run(&mut cmd));
+    };
+    let fail = ["--degrade", "GraphQL.reads.p95_ms=+300"];
+    go(&["golive", "--seed", "7"], &[]);
+    go(&["golive", "--seed", "7", "--strict"], &[]);
+    go(
+        &[
+            "golive",
+            "--seed",
+            "7",
+            "--version",
+            "v-fail",
+            fail[0],
+            fail[1],
+        ],
+        &[],
+    );
+    go(
+        &["golive", "--version", "v-down"],
+        &[("A2A_URL", "http://127.0.0.1:1")],
+    );
+    go(&["golive", "--stages", "nowhere"], &[]);
+    go(&["golive", "--version", "../escape"], &[]);
+    go(&["golive", "--checks", "lint"], &[]);
+    go(&["golive", "--no-such-option"], &[]);
+    go(&["golive"], &[("SOURCE_DATE_EPOCH", "soon")]);
+    let gates = ["gates", "--stage", "canary_20", "--report", "out/g.json"];
+    go(&gates, &[]);
+    go(&[&gates[..], &["--strict", "--seed", "3"]].concat(), &[]);
+    go(&[&gates[..], &fail].concat(), &[]);
+    go(
+        &["gates", "--stage", "moon", "--report", "out/g2.json"],
+        &[],
+    );
+    go(&[&gates[..], &["--slo", "out/missing.json"]].concat(), &[]);
+    go(
+        &[&gates[..], &["--baseline", "out/sample.txt"]].concat(),
+        &[],
+    );
+    go(&["gates", "--report", "out/g3.json"], &[]);
+    outs
+}
+
+/// Checks which of the runs of [`golive_and_gates_runs`] succeeded.
+fn check_golive_and_gates_codes(outs: &[Output]) {
+    let codes: Vec<_> = outs.iter().map(|o| o.status.code()).collect();
+    let want = [0, 0, 3, 3, 2, 2, 2, 2, 1, 0, 0, 3, 1, 1, 1, 2].map(Some);
+    assert_eq!(
+        codes,
+        want,
+        "{}",
+        outs.iter().map(stderr).collect::<Vec<_>>().join("")
+    );
+}
+
+#[test]
+fn the_key_never_appears_in_what_golive_and_gates_write_or_print() {
+    let project = temp_project();
+    let root = project.path();
+    let outs = golive_and_gates_runs(root, &|| with_key(root, SECRET));
+    check_golive_and_gates_codes(&outs);
+    for rel in [
+        "dist/evidence-v0.3.2-mc.json",
+        "dist/golive-v-fail.html",
+        "out/a2a-decisions-v0.3.2-mc.jsonl",
+        "out/gates-stage-v-fail.json",
+        "step-summary.md",
+    ] {
+        assert!(root.join(rel).is_file(), "{rel} is written (and checked)");
+    }
+    assert_key_absent(&everything(root, &outs), SECRET);
+}
+
+#[test]
+fn the_key_file_never_appears_in_what_golive_and_gates_write_or_print() {
+    let project = temp_project();
+    let root = project.path();
+    std::fs::write(root.join("key"), format!("{SECRET}\n")).unwrap();
+    let file = || {
+        let mut cmd = xtask(root);
+        cmd.env_remove("MC_SIGNING_KEY")
+            .env("MC_SIGNING_KEY_FILE", root.join("key"));
+        cmd
+    };
+    let mut outs = golive_and_gates_runs(root, &file);
+    check_golive_and_gates_codes(&outs);
+    // The key both in the file and inline is refused, without showing it.
+    let o = run(file().env("MC_SIGNING_KEY", SECRET).arg("golive"));
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    outs.push(o);
+    let bundle = xtask::evidence::read_bundle(root, Path::new("dist/evidence-v0.3.2-mc.json"));
+    assert_eq!(
+        bundle.unwrap().manifest.signing.key_ref,
+        "env:MC_SIGNING_KEY_FILE",
+        "signed with the key from the file"
+    );
+    assert_key_absent(&everything(root, &outs), SECRET);
+}
+
 #[test]
 fn key_debug_output_hides_the_key() {
     let key = Key::new(SECRET, "env:MC_SIGNING_KEY");
