@@ -468,7 +468,7 @@ pub fn run(root: &Path, args: &GoliveArgs) -> Result<u8> {
     let sh = Shell::new().context("cannot start a shell")?;
     sh.change_dir(root);
 
-    let total = 6 + usize::from(!checks.is_empty()) + stages.len();
+    let total = 5 + usize::from(!checks.is_empty()) + stages.len();
     let mut progress = Progress::new(total);
     let mut notes = Vec::new();
 
@@ -531,6 +531,11 @@ pub fn run(root: &Path, args: &GoliveArgs) -> Result<u8> {
         }
         summary.gateway = Some(found.row.clone());
         gateway = Some(found);
+    } else {
+        // Not probed this time: an earlier run's gateway records would be stale evidence.
+        for own in [&outs.probe, &outs.measured, &outs.decisions] {
+            remove_own(&root.join(own))?;
+        }
     }
 
     progress.step("SLO baseline");

@@ -214,6 +214,12 @@ fn failed_pre_merge_check_exits_4_and_rehearses_nothing() {
     std::fs::write(p.path().join("src/main.rs"), "fn   main( ) {   }\n").unwrap();
     let o = run(golive(p.path()).args(["--checks", "fmt"]));
     assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    // The first run's gateway records are not left to be packed as this run's evidence.
+    assert!(!p.path().join(format!("out/a2a-probe-{V}.json")).exists());
+    assert!(!p
+        .path()
+        .join(format!("out/a2a-decisions-{V}.jsonl"))
+        .exists());
     let md = std::fs::read_to_string(p.path().join(format!("dist/golive-{V}.md"))).unwrap();
     assert!(
         md.contains("| fmt | `cargo fmt --all -- --check` | FAILED |"),
