@@ -33,13 +33,13 @@
 //! outside the project root: absolute paths, `..`, paths outside the packed
 //! directory and symbolic links are rejected with their reason before any read.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::fs::File;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
 
 use anyhow::{bail, Context, Result};
 use hmac::{Hmac, KeyInit, Mac};
@@ -193,6 +193,11 @@ impl Manifest {
         serde_json::to_vec(self).expect("a manifest always serialises")
     }
 
+    /// Writes [`Manifest::canonical`] to `w`.
+    pub fn write_canonical(&self, w: impl Write) -> std::io::Result<()> {
+        serde_json::to_writer(w, self).map_err(std::io::Error::from)
+    }
+
     /// The packed directory (`out` for the seed's bundles).
     pub fn packed_dir(&self) -> &str {
         self.dir.as_deref().unwrap_or("out")
@@ -221,10 +226,10 @@ pub fn pack(opts: &PackOptions, key: &Key) -> Result<Bundle> {
     let dir_rel = relative_dir(&opts.dir)?;
     let out = root.join(&opts.out);
     let skip = OwnBundle::new(root, &out);
-    let paths = list_files(root, &dir_rel, &skip)?;
-    let hashes = hash_all(root, &paths);
-    let mut artifacts = Vec::with_capacity(paths.len());
-    for (path, hashed) in paths.into_iter().zip(hashes) {
+    let found = walk(root, &dir_rel, &skip, &|_| true)?;
+    let mut artifacts = Vec::with_capacity(found.len());
+    for (path, hashed) in found {
+        let hashed = hashed.expect("pack hashes every file it finds");
         let (sha256, size) = hashed.with_context(|| format!("cannot hash {path}"))?;
         artifacts.push(Artifact {
             path,
@@ -243,20 +248,43 @@ pub fn pack(opts: &PackOptions, key: &Key) -> Result<Bundle> {
         version: opts.version.clone(),
     };
     let bundle = sign(manifest, key);
-    let mut text = serde_json::to_string_pretty(&bundle).expect("a bundle always serialises");
-    text.push('\n');
-    util::write_atomic(&out, text.as_bytes())?;
+    // Streamed to the file: a bundle of 100,000 files is 16 MB of text.
+    util::write_atomic_with(&out, |w| {
+        serde_json::to_writer_pretty(&mut *w, &bundle)?;
+        w.write_all(b"\n")
+    })?;
     Ok(bundle)
 }
 
 /// Signs `manifest` with `key` (HMAC-SHA256 over its canonical form).
 pub fn sign(manifest: Manifest, key: &Key) -> Bundle {
-    let mut mac = key.hmac();
-    mac.update(&manifest.canonical());
-    let signature = util::hex(&mac.finalize().into_bytes());
+    let signature = util::hex(&canonical_mac(&manifest, key).finalize().into_bytes());
     Bundle {
         manifest,
         signature,
+    }
+}
+
+/// The HMAC of `manifest`'s canonical form, fed as it is serialised rather
+/// than from a copy of it in memory.
+fn canonical_mac(manifest: &Manifest, key: &Key) -> Hmac<Sha256> {
+    struct MacWriter(Hmac<Sha256>);
+    impl Write for MacWriter {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.update(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut w = std::io::BufWriter::with_capacity(64 * 1024, MacWriter(key.hmac()));
+    manifest
+        .write_canonical(&mut w)
+        .expect("a manifest always serialises");
+    match w.into_inner() {
+        Ok(MacWriter(mac)) => mac,
+        Err(_) => unreachable!("writing to a MAC cannot fail"),
     }
 }
 
@@ -344,10 +372,8 @@ pub fn verify(
     let signature_ok = if weak {
         seed_signature_ok(m, &bundle.signature, key)
     } else {
-        let mut mac = key.hmac();
-        mac.update(&m.canonical());
         let sig = unhex(&bundle.signature).expect("validated by parse_bundle");
-        mac.verify_slice(&sig).is_ok()
+        canonical_mac(m, key).verify_slice(&sig).is_ok()
     };
     let mut reasons = Vec::new();
     if !signature_ok {
@@ -361,7 +387,6 @@ pub fn verify(
     }
 
     let mut rejected = Vec::new();
-    let mut safe = Vec::new();
     let dir = m.packed_dir();
     let dir_ok = match check_rel_path(dir) {
         Ok(()) => true,
@@ -373,11 +398,44 @@ pub fn verify(
             false
         }
     };
+
+    // One parallel pass over the packed directory lists it (for `extra`) and
+    // hashes the listed files it finds. A file found by the walk was reached
+    // through real directories only, so once the packed directory's own
+    // components are known to hold no symbolic link, its path needs no
+    // further checks.
+    let listed: HashSet<&str> = m.artifacts.iter().map(|a| a.path.as_str()).collect();
+    let mut walked: HashMap<&str, Hashed> = HashMap::new();
+    let mut extra = Vec::new();
+    if dir_ok {
+        let skip = OwnBundle::new(root, &root.join(bundle_path));
+        let want = |p: &str| listed.contains(p) && check_rel_path(p).is_ok();
+        match walk(root, dir, &skip, &want) {
+            Ok(found) => {
+                let clean = check_no_escape(root, dir).is_ok();
+                for (path, hashed) in found {
+                    match (listed.get(path.as_str()), hashed) {
+                        (None, _) => extra.push(path),
+                        (Some(&p), Some(h)) if clean => {
+                            walked.insert(p, h);
+                        }
+                        (Some(_), _) => {}
+                    }
+                }
+            }
+            Err(e) if root.join(dir).exists() => reasons.push(format!("cannot list {dir}: {e:#}")),
+            Err(_) => {}
+        }
+    }
+
+    let mut safe = Vec::new();
     for a in &m.artifacts {
         let outside = !a.path.starts_with(dir) || a.path.as_bytes().get(dir.len()) != Some(&b'/');
         let checked = check_rel_path(&a.path).and_then(|()| {
             if outside {
                 Err(format!("outside the packed directory {dir:?}"))
+            } else if walked.contains_key(a.path.as_str()) {
+                Ok(())
             } else {
                 check_no_escape(root, &a.path)
             }
@@ -391,13 +449,21 @@ pub fn verify(
         }
     }
 
+    // Listed files the walk did not hash (gone, or not regular files) are
+    // read one by one, which reports why.
+    let rest: Vec<&str> = safe
+        .iter()
+        .map(|a| a.path.as_str())
+        .filter(|p| !walked.contains_key(p))
+        .collect();
+    let mut rest: HashMap<&str, Hashed> = rest.iter().copied().zip(hash_all(root, &rest)).collect();
     let mut missing = Vec::new();
     let mut mismatch = Vec::new();
-    let results = hash_all(
-        root,
-        &safe.iter().map(|a| a.path.clone()).collect::<Vec<_>>(),
-    );
-    for (a, got) in safe.iter().zip(results) {
+    for a in &safe {
+        let got = walked
+            .remove(a.path.as_str())
+            .or_else(|| rest.remove(a.path.as_str()))
+            .expect("every safe path is hashed once");
         match got {
             Ok((sha, size)) if sha == a.sha256 && a.size.is_none_or(|s| s == size) => {}
             Ok(_) => mismatch.push(a.path.clone()),
@@ -409,21 +475,6 @@ pub fn verify(
         }
     }
 
-    let mut extra = Vec::new();
-    if dir_ok {
-        let listed: BTreeSet<&str> = m.artifacts.iter().map(|a| a.path.as_str()).collect();
-        let skip = OwnBundle::new(root, &root.join(bundle_path));
-        match list_files(root, dir, &skip) {
-            Ok(now) => {
-                extra = now
-                    .into_iter()
-                    .filter(|p| !listed.contains(p.as_str()))
-                    .collect()
-            }
-            Err(e) if root.join(dir).exists() => reasons.push(format!("cannot list {dir}: {e:#}")),
-            Err(_) => {}
-        }
-    }
     for (what, list) in [
         ("missing", &missing),
         ("changed", &mismatch),
@@ -590,49 +641,163 @@ fn relative_dir(dir: &Path) -> Result<String> {
     Ok(parts.join("/"))
 }
 
-/// Every regular file under `root/dir`, as sorted `/`-separated paths relative
-/// to `root`. Symbolic links and other special files are not evidence and are
-/// skipped; non-UTF-8 names are an error naming the file.
-fn list_files(root: &Path, dir: &str, skip: &OwnBundle) -> Result<Vec<String>> {
+/// What a walk found: every regular file under the walked directory, as a
+/// `/`-separated path relative to the root, with its hash when it was asked for.
+type Found = Vec<(String, Option<Hashed>)>;
+
+/// One unit of a walk's work: list a directory, or hash a file.
+enum Task {
+    Dir(String),
+    File(String),
+}
+
+/// The shared state of a walk's workers.
+struct WalkQueue {
+    tasks: Vec<Task>,
+    /// Workers holding a task: the walk is over when none does and no task is left.
+    busy: usize,
+    /// A directory could not be listed: the walk still lists (to report the
+    /// first failure by path) but hashes nothing more.
+    failed: bool,
+}
+
+/// Walks `root/dir` on every core, hashing each regular file for which `want`
+/// holds as soon as it is found; results sorted by path. Symbolic links and
+/// other special files are not evidence and are skipped (directories are
+/// entered only when they are real directories); non-UTF-8 names are an error
+/// naming the file. Of several listing errors, the one of the first path is
+/// reported.
+///
+/// Directories and files go through one queue, so the walk of a deep tree is
+/// spread over the workers as well as the hashing of a few large files.
+fn walk(
+    root: &Path,
+    dir: &str,
+    skip: &OwnBundle,
+    want: &(dyn Fn(&str) -> bool + Sync),
+) -> Result<Found> {
     let top = root.join(dir);
     let meta = std::fs::metadata(&top).with_context(|| format!("cannot read directory {dir}"))?;
     if !meta.is_dir() {
         bail!("{dir} is not a directory");
     }
-    let mut files = Vec::new();
-    let mut stack = vec![dir.to_string()];
-    while let Some(rel_dir) = stack.pop() {
-        let entries = std::fs::read_dir(root.join(&rel_dir))
-            .with_context(|| format!("cannot read directory {rel_dir}"))?;
-        for entry in entries {
-            let entry = entry.with_context(|| format!("cannot read directory {rel_dir}"))?;
-            let name = entry.file_name();
-            let Some(name) = name.to_str() else {
-                bail!(
-                    "{rel_dir}/{}: file name is not valid UTF-8; rename it",
-                    name.to_string_lossy()
-                );
-            };
-            let rel = format!("{rel_dir}/{name}");
-            let ft = entry
-                .file_type()
-                .with_context(|| format!("cannot stat {rel}"))?;
-            if ft.is_dir() {
-                stack.push(rel);
-            } else if ft.is_file() && !skip.skips(&rel) {
-                files.push(rel);
-            }
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let queue = Mutex::new(WalkQueue {
+        tasks: vec![Task::Dir(dir.to_string())],
+        busy: 0,
+        failed: false,
+    });
+    let wake = Condvar::new();
+    let found: Mutex<Found> = Mutex::new(Vec::new());
+    let errors: Mutex<Vec<(String, anyhow::Error)>> = Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                let mut buf = Vec::new();
+                let mut local: Found = Vec::new();
+                loop {
+                    let (task, failed) = {
+                        let mut q = lock(&queue);
+                        loop {
+                            if let Some(task) = q.tasks.pop() {
+                                q.busy += 1;
+                                break (Some(task), q.failed);
+                            }
+                            if q.busy == 0 {
+                                break (None, q.failed);
+                            }
+                            q = wake.wait(q).unwrap_or_else(|e| e.into_inner());
+                        }
+                    };
+                    let Some(task) = task else {
+                        wake.notify_all();
+                        break;
+                    };
+                    let mut new_tasks = Vec::new();
+                    match task {
+                        Task::Dir(rel_dir) => {
+                            match list_dir(root, &rel_dir, skip, &mut new_tasks) {
+                                Ok(()) => {}
+                                Err(e) => {
+                                    lock(&queue).failed = true;
+                                    lock(&errors).push((rel_dir, e));
+                                }
+                            }
+                        }
+                        Task::File(rel) => {
+                            let hashed = (!failed && want(&rel)).then(|| {
+                                if buf.is_empty() {
+                                    buf = vec![0u8; HASH_BUF];
+                                }
+                                hash_file(&root.join(&rel), &mut buf)
+                            });
+                            local.push((rel, hashed));
+                        }
+                    }
+                    let mut q = lock(&queue);
+                    q.busy -= 1;
+                    let wake_all = !new_tasks.is_empty() || (q.busy == 0 && q.tasks.is_empty());
+                    q.tasks.append(&mut new_tasks);
+                    drop(q);
+                    if wake_all {
+                        wake.notify_all();
+                    }
+                }
+                lock(&found).append(&mut local);
+            });
+        }
+    });
+    let mut errors = errors.into_inner().unwrap_or_else(|e| e.into_inner());
+    errors.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    if let Some((_, e)) = errors.into_iter().next() {
+        return Err(e);
+    }
+    let mut found = found.into_inner().unwrap_or_else(|e| e.into_inner());
+    found.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    Ok(found)
+}
+
+/// Locks a mutex, ignoring poisoning (a panicking worker is re-raised by the scope).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Lists one directory of a walk: subdirectories and regular files become
+/// tasks; the own bundle is skipped.
+fn list_dir(root: &Path, rel_dir: &str, skip: &OwnBundle, tasks: &mut Vec<Task>) -> Result<()> {
+    let entries = std::fs::read_dir(root.join(rel_dir))
+        .with_context(|| format!("cannot read directory {rel_dir}"))?;
+    for entry in entries {
+        let entry = entry.with_context(|| format!("cannot read directory {rel_dir}"))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else {
+            bail!(
+                "{rel_dir}/{}: file name is not valid UTF-8; rename it",
+                name.to_string_lossy()
+            );
+        };
+        let rel = format!("{rel_dir}/{name}");
+        let ft = entry
+            .file_type()
+            .with_context(|| format!("cannot stat {rel}"))?;
+        if ft.is_dir() {
+            tasks.push(Task::Dir(rel));
+        } else if ft.is_file() && !skip.skips(&rel) {
+            tasks.push(Task::File(rel));
         }
     }
-    files.sort_unstable();
-    Ok(files)
+    Ok(())
 }
 
 /// A file's sha256 (hex) and size, or why it could not be hashed.
 type Hashed = std::io::Result<(String, u64)>;
 
+/// The read buffer of each hashing worker: large enough that big files are
+/// streamed in few reads.
+const HASH_BUF: usize = 1 << 20;
+
 /// Hashes `paths` (relative to `root`) on every core; results in input order.
-fn hash_all(root: &Path, paths: &[String]) -> Vec<Hashed> {
+fn hash_all(root: &Path, paths: &[&str]) -> Vec<Hashed> {
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(paths.len())
@@ -642,7 +807,7 @@ fn hash_all(root: &Path, paths: &[String]) -> Vec<Hashed> {
     std::thread::scope(|s| {
         for _ in 0..threads {
             s.spawn(|| {
-                let mut buf = vec![0u8; 1 << 20];
+                let mut buf = vec![0u8; HASH_BUF];
                 let mut local = Vec::new();
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
@@ -675,7 +840,10 @@ pub fn hash_file(path: &Path, buf: &mut [u8]) -> std::io::Result<(String, u64)> 
     }
     let mut hasher = Sha256::new();
     let mut size = 0u64;
-    loop {
+    // Reading stops at the size the file had when opened rather than at a
+    // further read that returns nothing: one system call less per file, and
+    // a file that grows meanwhile still fails the size check below.
+    while size < before.len() {
         let n = match file.read(buf) {
             Ok(0) => break,
             Ok(n) => n,
