@@ -33,7 +33,7 @@
 //! outside the project root: absolute paths, `..`, paths outside the packed
 //! directory and symbolic links are rejected with their reason before any read.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashSet};
 use std::fmt;
 use std::fs::File;
 use std::io::{Read, Write};
@@ -233,7 +233,7 @@ pub fn pack(opts: &PackOptions, key: &Key) -> Result<Bundle> {
         let (sha256, size) = hashed.with_context(|| format!("cannot hash {path}"))?;
         artifacts.push(Artifact {
             path,
-            sha256,
+            sha256: util::hex(&sha256),
             size: Some(size),
         });
     }
@@ -405,27 +405,31 @@ pub fn verify(
     // components are known to hold no symbolic link, its path needs no
     // further checks.
     let listed: HashSet<&str> = m.artifacts.iter().map(|a| a.path.as_str()).collect();
-    let mut walked: HashMap<&str, Hashed> = HashMap::new();
+    let mut walked: Found = Vec::new();
     let mut extra = Vec::new();
     if dir_ok {
         let skip = OwnBundle::new(root, &root.join(bundle_path));
         let want = |p: &str| listed.contains(p) && check_rel_path(p).is_ok();
         match walk(root, dir, &skip, &want) {
             Ok(found) => {
-                let clean = check_no_escape(root, dir).is_ok();
-                for (path, hashed) in found {
-                    match (listed.get(path.as_str()), hashed) {
-                        (None, _) => extra.push(path),
-                        (Some(&p), Some(h)) if clean => {
-                            walked.insert(p, h);
-                        }
-                        (Some(_), _) => {}
-                    }
+                extra = found
+                    .iter()
+                    .filter(|(p, _)| !listed.contains(p.as_str()))
+                    .map(|(p, _)| p.clone())
+                    .collect();
+                if check_no_escape(root, dir).is_ok() {
+                    walked = found;
+                    walked.retain(|(_, h)| h.is_some());
                 }
             }
             Err(e) if root.join(dir).exists() => reasons.push(format!("cannot list {dir}: {e:#}")),
             Err(_) => {}
         }
+    }
+    drop(listed);
+    // `walked` is sorted by path: the hash of a listed file is found by search.
+    fn at(walked: &Found, path: &str) -> Option<usize> {
+        walked.binary_search_by(|(p, _)| p.as_str().cmp(path)).ok()
     }
 
     let mut safe = Vec::new();
@@ -434,7 +438,7 @@ pub fn verify(
         let checked = check_rel_path(&a.path).and_then(|()| {
             if outside {
                 Err(format!("outside the packed directory {dir:?}"))
-            } else if walked.contains_key(a.path.as_str()) {
+            } else if at(&walked, &a.path).is_some() {
                 Ok(())
             } else {
                 check_no_escape(root, &a.path)
@@ -454,18 +458,18 @@ pub fn verify(
     let rest: Vec<&str> = safe
         .iter()
         .map(|a| a.path.as_str())
-        .filter(|p| !walked.contains_key(p))
+        .filter(|p| at(&walked, p).is_none())
         .collect();
-    let mut rest: HashMap<&str, Hashed> = rest.iter().copied().zip(hash_all(root, &rest)).collect();
+    let mut rest = hash_all(root, &rest).into_iter();
     let mut missing = Vec::new();
     let mut mismatch = Vec::new();
     for a in &safe {
-        let got = walked
-            .remove(a.path.as_str())
-            .or_else(|| rest.remove(a.path.as_str()))
-            .expect("every safe path is hashed once");
-        match got {
-            Ok((sha, size)) if sha == a.sha256 && a.size.is_none_or(|s| s == size) => {}
+        let got = match at(&walked, &a.path) {
+            Some(i) => walked[i].1.take(),
+            None => rest.next(),
+        };
+        match got.expect("every safe path is hashed once") {
+            Ok((sha, size)) if hex_eq(&sha, &a.sha256) && a.size.is_none_or(|s| s == size) => {}
             Ok(_) => mismatch.push(a.path.clone()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => missing.push(a.path.clone()),
             Err(e) => rejected.push(Rejected {
@@ -729,7 +733,7 @@ fn walk(
                                 if buf.is_empty() {
                                     buf = vec![0u8; HASH_BUF];
                                 }
-                                hash_file(&root.join(&rel), &mut buf)
+                                hash_file_raw(&root.join(&rel), &mut buf)
                             });
                             local.push((rel, hashed));
                         }
@@ -789,8 +793,17 @@ fn list_dir(root: &Path, rel_dir: &str, skip: &OwnBundle, tasks: &mut Vec<Task>)
     Ok(())
 }
 
-/// A file's sha256 (hex) and size, or why it could not be hashed.
-type Hashed = std::io::Result<(String, u64)>;
+/// A file's sha256 and size, or why it could not be hashed.
+type Hashed = std::io::Result<([u8; 32], u64)>;
+
+/// Whether `hex` (lowercase, as bundles hold it) spells `digest`.
+fn hex_eq(digest: &[u8; 32], hex: &str) -> bool {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    hex.len() == 64
+        && digest.iter().zip(hex.as_bytes().chunks(2)).all(|(b, h)| {
+            h[0] == DIGITS[usize::from(b >> 4)] && h[1] == DIGITS[usize::from(b & 15)]
+        })
+}
 
 /// The read buffer of each hashing worker: large enough that big files are
 /// streamed in few reads.
@@ -812,7 +825,7 @@ fn hash_all(root: &Path, paths: &[&str]) -> Vec<Hashed> {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(path) = paths.get(i) else { break };
-                    local.push((i, hash_file(&root.join(path), &mut buf)));
+                    local.push((i, hash_file_raw(&root.join(path), &mut buf)));
                 }
                 let mut all = results.lock().unwrap_or_else(|e| e.into_inner());
                 for (i, r) in local {
@@ -833,6 +846,11 @@ fn hash_all(root: &Path, paths: &[&str]) -> Vec<Hashed> {
 /// changes while it is read is an error: its hash would describe no version
 /// of it.
 pub fn hash_file(path: &Path, buf: &mut [u8]) -> std::io::Result<(String, u64)> {
+    hash_file_raw(path, buf).map(|(digest, size)| (util::hex(&digest), size))
+}
+
+/// [`hash_file`] with the digest as bytes.
+fn hash_file_raw(path: &Path, buf: &mut [u8]) -> Hashed {
     let mut file = File::open(path)?;
     let before = file.metadata()?;
     if !before.is_file() {
@@ -862,7 +880,7 @@ pub fn hash_file(path: &Path, buf: &mut [u8]) -> std::io::Result<(String, u64)> 
             "the file changed while it was being hashed; re-run once it is stable",
         ));
     }
-    Ok((util::hex(&hasher.finalize()), size))
+    Ok((hasher.finalize().into(), size))
 }
 
 /// Rejects absolute paths, `..`, `.`, empty components and NUL bytes.
