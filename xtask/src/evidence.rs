@@ -28,8 +28,12 @@
 //! # Why it is shaped so
 //!
 //! Files are hashed in parallel, one worker per core, each streaming its files
-//! through one large buffer, so packing runs at the speed of SHA-256 on every
-//! core and memory does not grow with file sizes. Verification never reads
+//! through one cache-sized buffer, so packing runs at the speed of SHA-256 on
+//! every core and memory does not grow with file sizes. The directory walk is
+//! shared by the same workers (one queue of directories to list and files to
+//! hash), so a tree of 100,000 small files is listed in parallel too, and the
+//! bundle and its signature are streamed rather than built in memory.
+//! Verification lists and hashes in that same single pass. Verification never reads
 //! outside the project root: absolute paths, `..`, paths outside the packed
 //! directory and symbolic links are rejected with their reason before any read.
 
@@ -805,9 +809,11 @@ fn hex_eq(digest: &[u8; 32], hex: &str) -> bool {
         })
 }
 
-/// The read buffer of each hashing worker: large enough that big files are
-/// streamed in few reads.
-const HASH_BUF: usize = 1 << 20;
+/// The read buffer of each hashing worker. Measured on a 2-core EPYC: with
+/// 64 KiB the data the kernel copies in is still in cache when SHA-256 reads
+/// it; 128 KiB and more triple the kernel's time (sys 0.05 s against 0.22 s
+/// for a 256 MiB file) and lose a third of the throughput.
+const HASH_BUF: usize = 64 * 1024;
 
 /// Hashes `paths` (relative to `root`) on every core; results in input order.
 fn hash_all(root: &Path, paths: &[&str]) -> Vec<Hashed> {
