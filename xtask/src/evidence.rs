@@ -43,7 +43,7 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 
 use anyhow::{bail, Context, Result};
 use hmac::{Hmac, KeyInit, Mac};
@@ -409,21 +409,31 @@ pub fn verify(
     // components are known to hold no symbolic link, its path needs no
     // further checks.
     let listed: HashSet<&str> = m.artifacts.iter().map(|a| a.path.as_str()).collect();
-    let mut walked: Found = Vec::new();
+    // What the walk hashed, by artifact index.
+    let mut walked: Vec<Option<Hashed>> = Vec::new();
     let mut extra = Vec::new();
     if dir_ok {
         let skip = OwnBundle::new(root, &root.join(bundle_path));
         let want = |p: &str| listed.contains(p) && check_rel_path(p).is_ok();
         match walk(root, dir, &skip, &want) {
             Ok(found) => {
-                extra = found
-                    .iter()
-                    .filter(|(p, _)| !listed.contains(p.as_str()))
-                    .map(|(p, _)| p.clone())
-                    .collect();
-                if check_no_escape(root, dir).is_ok() {
-                    walked = found;
-                    walked.retain(|(_, h)| h.is_some());
+                let clean = check_no_escape(root, dir).is_ok();
+                walked = (0..m.artifacts.len()).map(|_| None).collect();
+                // Both sides in path order (a bundle this kit packed already
+                // is), then joined in one pass.
+                let mut order: Vec<usize> = (0..m.artifacts.len()).collect();
+                let path = |i: usize| m.artifacts[i].path.as_str();
+                if !order.windows(2).all(|w| path(w[0]) <= path(w[1])) {
+                    order.sort_unstable_by(|&i, &j| path(i).cmp(path(j)));
+                }
+                let mut listed_iter = order.into_iter().peekable();
+                for (p, hashed) in found {
+                    while listed_iter.next_if(|&i| path(i) < p.as_str()).is_some() {}
+                    match listed_iter.next_if(|&i| path(i) == p.as_str()) {
+                        Some(i) if clean => walked[i] = hashed,
+                        Some(_) => {}
+                        None => extra.push(p),
+                    }
                 }
             }
             Err(e) if root.join(dir).exists() => reasons.push(format!("cannot list {dir}: {e:#}")),
@@ -431,25 +441,22 @@ pub fn verify(
         }
     }
     drop(listed);
-    // `walked` is sorted by path: the hash of a listed file is found by search.
-    fn at(walked: &Found, path: &str) -> Option<usize> {
-        walked.binary_search_by(|(p, _)| p.as_str().cmp(path)).ok()
-    }
+    let walked_has = |i: usize| walked.get(i).is_some_and(Option::is_some);
 
     let mut safe = Vec::new();
-    for a in &m.artifacts {
+    for (i, a) in m.artifacts.iter().enumerate() {
         let outside = !a.path.starts_with(dir) || a.path.as_bytes().get(dir.len()) != Some(&b'/');
         let checked = check_rel_path(&a.path).and_then(|()| {
             if outside {
                 Err(format!("outside the packed directory {dir:?}"))
-            } else if at(&walked, &a.path).is_some() {
+            } else if walked_has(i) {
                 Ok(())
             } else {
                 check_no_escape(root, &a.path)
             }
         });
         match checked {
-            Ok(()) => safe.push(a),
+            Ok(()) => safe.push(i),
             Err(reason) => rejected.push(Rejected {
                 path: a.path.clone(),
                 reason,
@@ -461,15 +468,16 @@ pub fn verify(
     // read one by one, which reports why.
     let rest: Vec<&str> = safe
         .iter()
-        .map(|a| a.path.as_str())
-        .filter(|p| at(&walked, p).is_none())
+        .filter(|&&i| !walked_has(i))
+        .map(|&i| m.artifacts[i].path.as_str())
         .collect();
     let mut rest = hash_all(root, &rest).into_iter();
     let mut missing = Vec::new();
     let mut mismatch = Vec::new();
-    for a in &safe {
-        let got = match at(&walked, &a.path) {
-            Some(i) => walked[i].1.take(),
+    for i in safe {
+        let a = &m.artifacts[i];
+        let got = match walked.get_mut(i).and_then(Option::take) {
+            Some(h) => Some(h),
             None => rest.next(),
         };
         match got.expect("every safe path is hashed once") {
@@ -656,7 +664,9 @@ type Found = Vec<(String, Option<Hashed>)>;
 /// One unit of a walk's work: list a directory, or hash a file.
 enum Task {
     Dir(String),
-    File(String),
+    /// A file's path, and its directory when open: on Unix the file is opened
+    /// relative to it, so the kernel resolves one name rather than the path.
+    File(String, Option<Arc<File>>),
 }
 
 /// The shared state of a walk's workers.
@@ -732,12 +742,17 @@ fn walk(
                                 }
                             }
                         }
-                        Task::File(rel) => {
+                        Task::File(rel, parent) => {
                             let hashed = (!failed && want(&rel)).then(|| {
                                 if buf.is_empty() {
                                     buf = vec![0u8; HASH_BUF];
                                 }
-                                hash_file_raw(&root.join(&rel), &mut buf)
+                                let name = rel.rsplit('/').next().unwrap_or(&rel);
+                                match &parent {
+                                    Some(dir) => open_in(dir, name),
+                                    None => File::open(root.join(&rel)),
+                                }
+                                .and_then(|file| hash_open_file(file, &mut buf))
                             });
                             local.push((rel, hashed));
                         }
@@ -773,8 +788,13 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// Lists one directory of a walk: subdirectories and regular files become
 /// tasks; the own bundle is skipped.
 fn list_dir(root: &Path, rel_dir: &str, skip: &OwnBundle, tasks: &mut Vec<Task>) -> Result<()> {
-    let entries = std::fs::read_dir(root.join(rel_dir))
-        .with_context(|| format!("cannot read directory {rel_dir}"))?;
+    let path = root.join(rel_dir);
+    let entries =
+        std::fs::read_dir(&path).with_context(|| format!("cannot read directory {rel_dir}"))?;
+    // Without a handle on the directory, files are opened by their path.
+    let parent = cfg!(unix)
+        .then(|| File::open(&path).ok().map(Arc::new))
+        .flatten();
     for entry in entries {
         let entry = entry.with_context(|| format!("cannot read directory {rel_dir}"))?;
         let name = entry.file_name();
@@ -791,7 +811,7 @@ fn list_dir(root: &Path, rel_dir: &str, skip: &OwnBundle, tasks: &mut Vec<Task>)
         if ft.is_dir() {
             tasks.push(Task::Dir(rel));
         } else if ft.is_file() && !skip.skips(&rel) {
-            tasks.push(Task::File(rel));
+            tasks.push(Task::File(rel, parent.clone()));
         }
     }
     Ok(())
@@ -857,7 +877,38 @@ pub fn hash_file(path: &Path, buf: &mut [u8]) -> std::io::Result<(String, u64)> 
 
 /// [`hash_file`] with the digest as bytes.
 fn hash_file_raw(path: &Path, buf: &mut [u8]) -> Hashed {
-    let mut file = File::open(path)?;
+    hash_open_file(File::open(path)?, buf)
+}
+
+/// Opens `name` in the directory `dir` for reading, as `File::open` would
+/// (following a symbolic link), resolving only that one name.
+#[cfg(unix)]
+fn open_in(dir: &File, name: &str) -> std::io::Result<File> {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let name = std::ffi::CString::new(name).map_err(std::io::Error::other)?;
+    // SAFETY: `dir` is an open descriptor and `name` a NUL-terminated string;
+    // a non-negative result is a new descriptor that the File then owns.
+    let fd = unsafe {
+        libc::openat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: see above.
+    Ok(unsafe { File::from_raw_fd(fd) })
+}
+
+#[cfg(not(unix))]
+fn open_in(_dir: &File, _name: &str) -> std::io::Result<File> {
+    unreachable!("directories are held open on Unix only")
+}
+
+/// Hashes an open file (see [`hash_file`]).
+fn hash_open_file(mut file: File, buf: &mut [u8]) -> Hashed {
     let before = file.metadata()?;
     if !before.is_file() {
         return Err(std::io::Error::other("not a regular file"));
@@ -1128,6 +1179,100 @@ mod tests {
             assert!(check_rel_path(bad).is_err(), "{bad:?} must be rejected");
         }
         assert!(check_rel_path("out/a b/é.txt").is_ok());
+    }
+
+    fn pack_in(root: &Path) -> Bundle {
+        let opts = PackOptions {
+            root: root.to_path_buf(),
+            dir: "out".into(),
+            out: "dist/bundle.json".into(),
+            version: "v1".into(),
+            ts: 7,
+        };
+        pack(&opts, &Key::new("k", "env:MC_SIGNING_KEY")).unwrap()
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn walk_hashes_regular_files_in_path_order_and_skips_links() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        for (path, text) in [("out/b/x", "x"), ("out/a", "a"), ("out/c/d/e", "e")] {
+            std::fs::create_dir_all(root.join(path).parent().unwrap()).unwrap();
+            std::fs::write(root.join(path), text).unwrap();
+        }
+        std::os::unix::fs::symlink(root.join("out/a"), root.join("out/l")).unwrap();
+        std::os::unix::fs::symlink(root.join("out/c"), root.join("out/ld")).unwrap();
+        let skip = OwnBundle {
+            rel: None,
+            tmp_prefix: None,
+        };
+        let found = walk(root, "out", &skip, &|p| p != "out/b/x").unwrap();
+        let paths: Vec<&str> = found.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(paths, ["out/a", "out/b/x", "out/c/d/e"]);
+        let (digest, size) = found[2].1.as_ref().unwrap().as_ref().unwrap();
+        assert_eq!(
+            (util::hex(digest), *size),
+            (util::hex(&Sha256::digest(b"e")), 1)
+        );
+        assert!(found[1].1.is_none(), "not wanted, not hashed");
+    }
+
+    #[test]
+    fn verify_accepts_artifacts_in_any_order() {
+        let tmp = tempfile::tempdir().unwrap();
+        for name in ["a", "b", "c/d"] {
+            std::fs::create_dir_all(tmp.path().join("out/c")).unwrap();
+            std::fs::write(tmp.path().join("out").join(name), name).unwrap();
+        }
+        let key = Key::new("k", "env:MC_SIGNING_KEY");
+        let mut manifest = pack_in(tmp.path()).manifest;
+        manifest.artifacts.reverse();
+        let bundle = sign(manifest, &key);
+        let v = verify(
+            tmp.path(),
+            &bundle,
+            Path::new("dist/bundle.json"),
+            &key,
+            true,
+        );
+        assert!(v.ok, "{v:?}");
+        std::fs::write(tmp.path().join("out/b"), "changed").unwrap();
+        std::fs::write(tmp.path().join("out/new"), "new").unwrap();
+        let v = verify(
+            tmp.path(),
+            &bundle,
+            Path::new("dist/bundle.json"),
+            &key,
+            true,
+        );
+        assert_eq!(
+            (v.mismatch, v.extra),
+            (vec!["out/b".to_string()], vec!["out/new".to_string()])
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn packed_dir_behind_a_symbolic_link_is_rejected_file_by_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(tmp.path().join("out")).unwrap();
+        std::fs::write(tmp.path().join("out/a"), "a").unwrap();
+        let bundle = pack_in(tmp.path());
+        std::fs::rename(tmp.path().join("out"), tmp.path().join("real")).unwrap();
+        std::os::unix::fs::symlink(tmp.path().join("real"), tmp.path().join("out")).unwrap();
+        let key = Key::new("k", "env:MC_SIGNING_KEY");
+        let v = verify(
+            tmp.path(),
+            &bundle,
+            Path::new("dist/bundle.json"),
+            &key,
+            false,
+        );
+        assert!(!v.ok);
+        assert_eq!(v.rejected.len(), 1, "{v:?}");
+        assert_eq!(v.rejected[0].path, "out/a");
+        assert!(v.rejected[0].reason.contains("symbolic link"), "{v:?}");
     }
 
     #[test]
