@@ -409,16 +409,18 @@ pub fn verify(
     // components are known to hold no symbolic link, its path needs no
     // further checks.
     let listed: HashSet<&str> = m.artifacts.iter().map(|a| a.path.as_str()).collect();
-    // What the walk hashed, by artifact index.
-    let mut walked: Vec<Option<Hashed>> = Vec::new();
+    // What the walk found, and for each artifact the index of its hash in it.
+    let mut found: Found = Vec::new();
+    let mut walked: Vec<u32> = Vec::new();
     let mut extra = Vec::new();
     if dir_ok {
         let skip = OwnBundle::new(root, &root.join(bundle_path));
         let want = |p: &str| listed.contains(p) && check_rel_path(p).is_ok();
         match walk(root, dir, &skip, &want) {
-            Ok(found) => {
+            Ok(f) => {
+                found = f;
                 let clean = check_no_escape(root, dir).is_ok();
-                walked = (0..m.artifacts.len()).map(|_| None).collect();
+                walked = vec![u32::MAX; m.artifacts.len()];
                 // Both sides in path order (a bundle this kit packed already
                 // is), then joined in one pass.
                 let mut order: Vec<usize> = (0..m.artifacts.len()).collect();
@@ -427,12 +429,14 @@ pub fn verify(
                     order.sort_unstable_by(|&i, &j| path(i).cmp(path(j)));
                 }
                 let mut listed_iter = order.into_iter().peekable();
-                for (p, hashed) in found {
+                for (k, (p, hashed)) in found.iter().enumerate() {
                     while listed_iter.next_if(|&i| path(i) < p.as_str()).is_some() {}
                     match listed_iter.next_if(|&i| path(i) == p.as_str()) {
-                        Some(i) if clean => walked[i] = hashed,
+                        Some(i) if clean && hashed.is_some() => {
+                            walked[i] = u32::try_from(k).unwrap_or(u32::MAX)
+                        }
                         Some(_) => {}
-                        None => extra.push(p),
+                        None => extra.push(p.clone()),
                     }
                 }
             }
@@ -441,7 +445,7 @@ pub fn verify(
         }
     }
     drop(listed);
-    let walked_has = |i: usize| walked.get(i).is_some_and(Option::is_some);
+    let walked_at = |i: usize| walked.get(i).copied().filter(|&k| k != u32::MAX);
 
     let mut safe = Vec::new();
     for (i, a) in m.artifacts.iter().enumerate() {
@@ -449,7 +453,7 @@ pub fn verify(
         let checked = check_rel_path(&a.path).and_then(|()| {
             if outside {
                 Err(format!("outside the packed directory {dir:?}"))
-            } else if walked_has(i) {
+            } else if walked_at(i).is_some() {
                 Ok(())
             } else {
                 check_no_escape(root, &a.path)
@@ -468,7 +472,7 @@ pub fn verify(
     // read one by one, which reports why.
     let rest: Vec<&str> = safe
         .iter()
-        .filter(|&&i| !walked_has(i))
+        .filter(|&&i| walked_at(i).is_none())
         .map(|&i| m.artifacts[i].path.as_str())
         .collect();
     let mut rest = hash_all(root, &rest).into_iter();
@@ -476,8 +480,8 @@ pub fn verify(
     let mut mismatch = Vec::new();
     for i in safe {
         let a = &m.artifacts[i];
-        let got = match walked.get_mut(i).and_then(Option::take) {
-            Some(h) => Some(h),
+        let got = match walked_at(i) {
+            Some(k) => found[k as usize].1.take(),
             None => rest.next(),
         };
         match got.expect("every safe path is hashed once") {
