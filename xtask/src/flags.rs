@@ -251,6 +251,10 @@ pub struct BenchArgs {
     #[arg(long, value_name = "SECS", default_value_t = 10,
           value_parser = clap::value_parser!(u64).range(1..=60))]
     pub duration: u64,
+    /// The seed kit's `tools/mc.py`, to time it (with python3) beside this kit
+    /// instead of quoting the figures for it.
+    #[arg(long, value_name = "FILE")]
+    pub seed_kit: Option<PathBuf>,
     /// Skip the evidence benchmark.
     #[arg(long)]
     pub no_evidence: bool,
