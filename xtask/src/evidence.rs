@@ -738,7 +738,11 @@ fn walk(
                     let mut new_tasks = Vec::new();
                     match task {
                         Task::Dir(rel_dir) => {
-                            match list_dir(root, &rel_dir, skip, &mut new_tasks) {
+                            let publish = |tasks: &mut Vec<Task>| {
+                                lock(&queue).tasks.append(tasks);
+                                wake.notify_all();
+                            };
+                            match list_dir(root, &rel_dir, skip, &mut new_tasks, &publish) {
                                 Ok(()) => {}
                                 Err(e) => {
                                     lock(&queue).failed = true;
@@ -791,7 +795,16 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// Lists one directory of a walk: subdirectories and regular files become
 /// tasks; the own bundle is skipped.
-fn list_dir(root: &Path, rel_dir: &str, skip: &OwnBundle, tasks: &mut Vec<Task>) -> Result<()> {
+///
+/// Tasks go to `publish` every [`PUBLISH_EVERY`] entries, so in a large flat
+/// directory the other workers start hashing while it is still being listed.
+fn list_dir(
+    root: &Path,
+    rel_dir: &str,
+    skip: &OwnBundle,
+    tasks: &mut Vec<Task>,
+    publish: &dyn Fn(&mut Vec<Task>),
+) -> Result<()> {
     let path = root.join(rel_dir);
     let entries =
         std::fs::read_dir(&path).with_context(|| format!("cannot read directory {rel_dir}"))?;
@@ -817,9 +830,15 @@ fn list_dir(root: &Path, rel_dir: &str, skip: &OwnBundle, tasks: &mut Vec<Task>)
         } else if ft.is_file() && !skip.skips(&rel) {
             tasks.push(Task::File(rel, parent.clone()));
         }
+        if tasks.len() >= PUBLISH_EVERY {
+            publish(tasks);
+        }
     }
     Ok(())
 }
+
+/// How many tasks a directory listing gathers before it shares them.
+const PUBLISH_EVERY: usize = 64;
 
 /// A file's sha256 and size, or why it could not be hashed.
 type Hashed = std::io::Result<([u8; 32], u64)>;
