@@ -9,7 +9,8 @@
 //!   beside `sha256sum` and two parallel `openssl dgst -sha256` processes
 //!   (`find out -type f -print0 | xargs -0 -P2 -n N`, as `bench/hash_limits.sh`
 //!   does) on the same files. Ratios compare this kit with 2 x openssl and
-//!   with the seed kit's figures from the issue (labelled as such).
+//!   with the seed kit: timed in the same run with `--seed-kit`, else its
+//!   figures from the issue (labelled as such).
 //! * Gateway: the release `xtask a2a serve` on 127.0.0.1 (a free port), loaded
 //!   with `wrk` when it is installed, else with the kit's own bounded load.
 //! * `golive`: the warm wall time of this xtask binary's `golive` in a temp

@@ -243,7 +243,7 @@ pub struct BenchArgs {
           value_parser = clap::value_parser!(u32).range(1..=20))]
     pub runs: u32,
     /// Divide file counts and sizes by this factor for a quick check (1 = the
-    /// full sets of the issue; the seed's figures are compared only then).
+    /// full sets of the issue; the issue's seed-kit figures are quoted only then).
     #[arg(long, value_name = "N", default_value_t = 1,
           value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub scale_down: u64,
