@@ -77,6 +77,15 @@ pub fn project_root() -> PathBuf {
 /// Writes `bytes` to `path` atomically: parents are created, the data goes to a
 /// temporary file beside the target, is synced, then renamed over the target.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic_with(path, |w| w.write_all(bytes))
+}
+
+/// [`write_atomic`] for content produced by `write` (through a buffer), so a
+/// large file is never held in memory whole.
+pub fn write_atomic_with(
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<()> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -100,7 +109,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut tmp = builder
         .tempfile_in(dir)
         .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
-    tmp.write_all(bytes)
+    let written = {
+        let mut buf = std::io::BufWriter::with_capacity(256 * 1024, tmp.as_file_mut());
+        write(&mut buf).and_then(|()| buf.flush())
+    };
+    written
         .and_then(|()| tmp.as_file().sync_all())
         .with_context(|| format!("cannot write {}", path.display()))?;
     tmp.persist(path)
