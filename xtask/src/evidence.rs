@@ -162,11 +162,13 @@ impl Key {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
+    #[serde(deserialize_with = "artifact_objects")]
     pub artifacts: Vec<Artifact>,
     /// The packed directory, relative to the project root (absent in the
     /// seed's bundles, which always packed `out`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dir: Option<String>,
+    #[serde(deserialize_with = "object::<_, Signing>")]
     pub signing: Signing,
     pub ts: u64,
     pub version: String,
@@ -193,6 +195,7 @@ pub struct Signing {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Bundle {
+    #[serde(deserialize_with = "object::<_, Manifest>")]
     pub manifest: Manifest,
     pub signature: String,
 }
@@ -348,8 +351,9 @@ pub fn read_bundle(root: &Path, file: &Path) -> Result<Bundle> {
 
 /// Parses and validates a bundle's bytes.
 pub fn parse_bundle(bytes: &[u8]) -> Result<Bundle> {
-    let bundle: Bundle = serde_json::from_slice(bytes)?;
-    check_objects(bytes)?;
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let bundle: Bundle = object(&mut de)?;
+    de.end()?;
     let m = &bundle.manifest;
     if m.signing.algo != ALGO_HMAC && m.signing.algo != ALGO_SEED {
         bail!(
@@ -381,27 +385,61 @@ pub fn parse_bundle(bytes: &[u8]) -> Result<Bundle> {
     Ok(bundle)
 }
 
-/// Checks that the bundle, its manifest, `signing` and every artifact are JSON
-/// objects. serde's derived structs also accept an array of their fields in
-/// declaration order, which would let a bundle in an undocumented shape
-/// verify; the bundle format is objects only.
-fn check_objects(bytes: &[u8]) -> Result<()> {
-    let v: serde_json::Value = serde_json::from_slice(bytes)?;
-    let object = |v: &serde_json::Value, what: &str| {
-        if v.is_object() {
-            Ok(())
-        } else {
-            Err(anyhow::anyhow!("{what} is not a JSON object"))
+/// Deserialises a `T` from a JSON object only. serde's derived structs also
+/// accept a JSON array of the fields in order, which would let `[manifest,
+/// signature]` pass for a bundle: evidence has exactly one spelling.
+fn object<'de, D, T>(d: D) -> std::result::Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de> + Named,
+{
+    struct Only<T>(std::marker::PhantomData<T>);
+    impl<'de, T: Deserialize<'de> + Named> serde::de::Visitor<'de> for Only<T> {
+        type Value = T;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "{} as a JSON object", T::WHAT)
         }
-    };
-    object(&v, "the bundle")?;
-    object(&v["manifest"], "`manifest`")?;
-    object(&v["manifest"]["signing"], "`signing`")?;
-    let artifacts = v["manifest"]["artifacts"].as_array();
-    for (i, a) in artifacts.into_iter().flatten().enumerate() {
-        object(a, &format!("artifact {i}"))?;
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            map: A,
+        ) -> std::result::Result<T, A::Error> {
+            T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+        }
     }
-    Ok(())
+    d.deserialize_map(Only(std::marker::PhantomData))
+}
+
+/// `artifacts`: an array of objects (see [`object`]).
+fn artifact_objects<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Vec<Artifact>, D::Error> {
+    struct One(Artifact);
+    impl<'de> Deserialize<'de> for One {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<One, D::Error> {
+            object(d).map(One)
+        }
+    }
+    Ok(Vec::<One>::deserialize(d)?
+        .into_iter()
+        .map(|o| o.0)
+        .collect())
+}
+
+/// What a part of a bundle is called in errors.
+trait Named {
+    const WHAT: &'static str;
+}
+impl Named for Bundle {
+    const WHAT: &'static str = "the bundle";
+}
+impl Named for Manifest {
+    const WHAT: &'static str = "`manifest`";
+}
+impl Named for Signing {
+    const WHAT: &'static str = "`signing`";
+}
+impl Named for Artifact {
+    const WHAT: &'static str = "each artifact";
 }
 
 /// Verifies `bundle` (found at `bundle_path`) against the files under `root`.

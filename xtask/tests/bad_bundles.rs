@@ -183,7 +183,7 @@ fn corpus() -> Vec<(&'static str, Vec<u8>, Expect)> {
         (
             "top-level-array.json",
             pretty(&json!([good()])),
-            Malformed("unknown field `manifest`"),
+            Malformed("expected the bundle as a JSON object"),
         ),
         (
             "top-level-null.json",
@@ -195,7 +195,7 @@ fn corpus() -> Vec<(&'static str, Vec<u8>, Expect)> {
         (
             "bundle-as-array.json",
             pretty(&json!([good()["manifest"], good()["signature"]])),
-            Malformed("the bundle is not a JSON object"),
+            Malformed("expected the bundle as a JSON object"),
         ),
         (
             "manifest-as-array.json",
@@ -210,7 +210,7 @@ fn corpus() -> Vec<(&'static str, Vec<u8>, Expect)> {
                 ]);
                 pretty(&json!({"manifest": fields, "signature": good()["signature"]}))
             },
-            Malformed("`manifest` is not a JSON object"),
+            Malformed("expected `manifest` as a JSON object"),
         ),
         (
             "signing-as-array.json",
@@ -221,7 +221,7 @@ fn corpus() -> Vec<(&'static str, Vec<u8>, Expect)> {
                     json!([ALGO_HMAC, "env:MC_SIGNING_KEY"]),
                 )
             }),
-            Malformed("`signing` is not a JSON object"),
+            Malformed("expected `signing` as a JSON object"),
         ),
         (
             "artifact-as-array.json",
@@ -232,7 +232,7 @@ fn corpus() -> Vec<(&'static str, Vec<u8>, Expect)> {
                     json!(["out/sample.txt", sample_sha(), 15]),
                 )
             }),
-            Malformed("artifact 0 is not a JSON object"),
+            Malformed("expected each artifact as a JSON object"),
         ),
         (
             "utf8-bom.json",
