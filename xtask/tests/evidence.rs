@@ -286,7 +286,7 @@ fn malformed_bundle_is_a_one_line_error() {
     for (text, needle) in [
         ("{", "EOF while parsing"),
         (r#"{"manifest": {}, "signature": "00"}"#, "missing field"),
-        ("[]", "expected struct Bundle"),
+        ("[]", "expected the bundle as a JSON object"),
         ("\"bundle\"", "invalid type"),
     ] {
         std::fs::write(p.path().join(BUNDLE), text).unwrap();
