@@ -654,11 +654,6 @@ pub fn run_verify(root: &Path, args: &crate::flags::VerifyArgs, prog: &str) -> R
     })
 }
 
-/// The summary of a verdict as JSON, for reports.
-pub fn verdict_json(v: &Verdict) -> serde_json::Value {
-    json!(v)
-}
-
 /// The bundle file being written and its temporary files, which are never
 /// listed in (or counted as extra to) their own manifest.
 ///

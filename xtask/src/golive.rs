@@ -404,6 +404,13 @@ fn remove_leftovers(root: &Path, outs: &Outputs, own: &[PathBuf]) -> Result<()> 
     Ok(())
 }
 
+/// A reference (path and sha256) to a file this run wrote, for a report's inputs.
+fn file_ref(root: &Path, rel: &Path) -> Result<gates::FileRef> {
+    let bytes =
+        std::fs::read(root.join(rel)).with_context(|| format!("cannot read {}", rel.display()))?;
+    Ok(gates::FileRef::of(rel, &bytes))
+}
+
 /// Removes a file this task wrote on an earlier run; a missing one is fine.
 fn remove_own(path: &Path) -> Result<()> {
     match std::fs::remove_file(path) {
@@ -541,10 +548,12 @@ pub fn run(root: &Path, args: &GoliveArgs) -> Result<u8> {
     progress.step("SLO baseline");
     let baseline = slo::simulate(&version, ts, seed, &slo::Degrade::new());
     baseline.save(&root.join(&outs.baseline))?;
-    let baseline_file = {
-        let bytes = std::fs::read(root.join(&outs.baseline))
-            .with_context(|| format!("cannot read {}", outs.baseline.display()))?;
-        gates::FileRef::of(&outs.baseline, &bytes)
+    let baseline_file = file_ref(root, &outs.baseline)?;
+    // The probe feeds every stage's policy checks; its reference is taken once.
+    let probe_policy = gateway.as_ref().and_then(|g| g.policy);
+    let probe_file = match probe_policy {
+        Some(_) => Some(file_ref(root, &outs.probe)?),
+        None => None,
     };
 
     let mut stopped = code != exit::OK;
@@ -568,8 +577,7 @@ pub fn run(root: &Path, args: &GoliveArgs) -> Result<u8> {
             continue;
         }
         let mut observed = gates::simulate_stage(stage, &version, ts, seed, &degrade);
-        let found = gateway.as_ref();
-        if let Some(p95) = found.and_then(|g| g.p95_ms) {
+        if let Some(p95) = gateway.as_ref().and_then(|g| g.p95_ms) {
             observed.set_metric(gates::A2A_P95, p95);
         }
         let inputs = gates::Inputs {
@@ -577,15 +585,8 @@ pub fn run(root: &Path, args: &GoliveArgs) -> Result<u8> {
             observed_file: None,
             baseline: Some(&baseline),
             baseline_file: Some(baseline_file.clone()),
-            probe: found.and_then(|g| g.policy),
-            probe_file: found
-                .filter(|g| g.policy.is_some())
-                .map(|_| -> Result<gates::FileRef> {
-                    let bytes = std::fs::read(root.join(&outs.probe))
-                        .with_context(|| format!("cannot read {}", outs.probe.display()))?;
-                    Ok(gates::FileRef::of(&outs.probe, &bytes))
-                })
-                .transpose()?,
+            probe: probe_policy,
+            probe_file: probe_file.clone(),
         };
         let report = gates::judge(&config, stage, &inputs, args.strict, ts)?;
         util::write_json(

@@ -374,25 +374,6 @@ fn golive(root: &Path) -> std::process::Command {
     cmd
 }
 
-/// Every report golive writes for [`V`].
-fn golive_reports() -> Vec<String> {
-    let mut v: Vec<String> = [
-        format!("out/build-{V}.json"),
-        format!("out/a2a-probe-{V}.json"),
-        format!("out/a2a-decisions-{V}.jsonl"),
-        format!("out/slo-{V}-a2a-measured.json"),
-        format!("out/slo-{V}-baseline.json"),
-        format!("dist/evidence-{V}.json"),
-        format!("dist/golive-{V}.md"),
-        format!("dist/golive-{V}.html"),
-    ]
-    .into();
-    for stage in ["stage", "canary_20", "canary_50", "production"] {
-        v.push(format!("out/gates-{stage}-{V}.json"));
-    }
-    v
-}
-
 /// The paths a bundle lists.
 fn bundle_paths(root: &Path) -> Vec<String> {
     let rel = format!("dist/evidence-{V}.json");
@@ -421,7 +402,7 @@ fn sigkill_during_golive_leaves_previous_reports_or_nothing() {
         full = full.min(started.elapsed());
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     }
-    let reports = golive_reports();
+    let reports = common::golive_outputs(V);
     let mut seen = Vec::new();
     for rel in &reports {
         assert!(root.join(rel).is_file(), "{rel}");

@@ -26,22 +26,6 @@ fn project() -> tempfile::TempDir {
     p
 }
 
-fn outputs(stages: &[&str]) -> Vec<String> {
-    let mut v: Vec<String> = [
-        format!("out/build-{V}.json"),
-        format!("out/a2a-probe-{V}.json"),
-        format!("out/a2a-decisions-{V}.jsonl"),
-        format!("out/slo-{V}-a2a-measured.json"),
-        format!("out/slo-{V}-baseline.json"),
-        format!("dist/evidence-{V}.json"),
-        format!("dist/golive-{V}.md"),
-        format!("dist/golive-{V}.html"),
-    ]
-    .into();
-    v.extend(stages.iter().map(|s| format!("out/gates-{s}-{V}.json")));
-    v
-}
-
 /// Every file under `root`, relative and sorted.
 fn tree(root: &Path) -> Vec<String> {
     let mut out = Vec::new();
@@ -66,7 +50,7 @@ fn golive_end_to_end_writes_every_output_and_a_bundle_that_verifies() {
     let o = run(golive(p.path()).args(["--seed", "7"]));
     assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
     let files = tree(p.path());
-    for want in outputs(&["stage", "canary_20", "canary_50", "production"]) {
+    for want in golive_outputs(V) {
         assert!(files.contains(&want), "{want} missing from {files:?}");
     }
     assert!(

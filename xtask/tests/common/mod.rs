@@ -104,3 +104,22 @@ pub fn is_root() -> bool {
     let f = tempfile::NamedTempFile::new().expect("temp file");
     f.as_file().metadata().expect("stat").uid() == 0
 }
+
+/// Every file `golive` writes for `version` when all four stages run.
+pub fn golive_outputs(version: &str) -> Vec<String> {
+    let mut v: Vec<String> = [
+        format!("out/build-{version}.json"),
+        format!("out/a2a-probe-{version}.json"),
+        format!("out/a2a-decisions-{version}.jsonl"),
+        format!("out/slo-{version}-a2a-measured.json"),
+        format!("out/slo-{version}-baseline.json"),
+        format!("dist/evidence-{version}.json"),
+        format!("dist/golive-{version}.md"),
+        format!("dist/golive-{version}.html"),
+    ]
+    .into();
+    for stage in ["stage", "canary_20", "canary_50", "production"] {
+        v.push(format!("out/gates-{stage}-{version}.json"));
+    }
+    v
+}
