@@ -690,7 +690,9 @@ pub fn parse_probe(bytes: &[u8], name: &str) -> Result<Policy> {
 /// exit 0 (PASS, or WARN without `--strict`) or 3 (FAIL, or WARN under `--strict`).
 pub fn run(root: &Path, args: &crate::flags::GatesArgs) -> Result<u8> {
     let config = Config::load(root, args.config.as_deref())?;
-    config.stage(&args.stage)?;
+    config
+        .stage(&args.stage)
+        .map_err(|e| util::fail(exit::USAGE, e))?;
     let ts = util::now_epoch()?;
     let (observed, observed_file) = match &args.slo {
         Some(path) => {
@@ -698,7 +700,8 @@ pub fn run(root: &Path, args: &crate::flags::GatesArgs) -> Result<u8> {
             (Snapshot::parse(&bytes, &file.path)?, Some(file))
         }
         None => {
-            let degrade = slo::parse_degrade(&args.degrade)?;
+            let degrade =
+                slo::parse_degrade(&args.degrade).map_err(|e| util::fail(exit::USAGE, e))?;
             let seed = slo::resolve_seed(args.seed)?;
             let version = util::version_from_env();
             (

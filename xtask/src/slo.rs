@@ -309,7 +309,7 @@ pub fn round3(x: f64) -> f64 {
 
 /// `slo snapshot` from the command line.
 pub fn run_snapshot(root: &Path, args: &crate::flags::SnapshotArgs) -> Result<u8> {
-    let degrade = parse_degrade(&args.degrade)?;
+    let degrade = parse_degrade(&args.degrade).map_err(|e| util::fail(exit::USAGE, e))?;
     let seed = resolve_seed(args.seed)?;
     let snap = simulate(
         &util::version_from_env(),

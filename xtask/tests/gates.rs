@@ -36,12 +36,17 @@ fn assert_exit(o: &Output, code: i32) {
 
 /// A failure the user caused: exit 1, one line on stderr naming `needle`.
 #[track_caller]
-fn assert_one_line_error(o: &Output, needle: &str) {
-    assert_exit(o, 1);
+/// A one-line error with exit 1 (bad input file) or 2 (bad option value).
+fn assert_one_line_error_code(o: &Output, code: i32, needle: &str) {
+    assert_exit(o, code);
     let err = stderr(o);
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.starts_with("xtask: ") && err.contains(needle), "{err}");
     assert!(!err.contains("panicked"), "{err}");
+}
+
+fn assert_one_line_error(o: &Output, needle: &str) {
+    assert_one_line_error_code(o, 1, needle);
 }
 
 fn snapshot(root: &Path, out: &str, extra: &[&str]) {
@@ -109,7 +114,7 @@ fn slo_snapshot_rejects_bad_degrade_and_seed() {
             "reads=+1",
         ],
     );
-    assert_one_line_error(&o, "unknown metric \"reads\"");
+    assert_one_line_error_code(&o, 2, "unknown metric \"reads\"");
     let o = xt(
         p.path(),
         &[
@@ -121,7 +126,7 @@ fn slo_snapshot_rejects_bad_degrade_and_seed() {
             "oops",
         ],
     );
-    assert_one_line_error(&o, "expected METRIC=DELTA");
+    assert_one_line_error_code(&o, 2, "expected METRIC=DELTA");
     let o = run(xtask(p.path()).env("MC_SEED", "seven").args([
         "slo",
         "snapshot",
@@ -333,8 +338,9 @@ fn config_override_from_toml() {
             "out/g.json",
         ],
     );
-    assert_one_line_error(
+    assert_one_line_error_code(
         &o,
+        2,
         "unknown stage \"canary_20\" (stages: canary_5, production)",
     );
 }
