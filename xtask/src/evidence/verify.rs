@@ -1,0 +1,379 @@
+//! `verify`: check a bundle's signature and every file it lists against the
+//! files under the project root, and say in words why it is not ok.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use anyhow::Result;
+use hmac::Mac;
+use serde::Serialize;
+
+use super::bundle::{canonical_mac, read_bundle, Bundle, Manifest, ALGO_SEED};
+use super::hash::{hash_all, hex_eq};
+use super::paths::{check_no_escape, check_real_dir, check_rel_path, OwnBundle};
+use super::seed::seed_signature_ok;
+use super::walk::{walk, Found};
+use super::Key;
+use crate::util::{self, exit};
+
+/// The verdict on one bundle. Serialises to the JSON `verify` prints.
+#[derive(Debug, Clone, Serialize)]
+pub struct Verdict {
+    pub signature_ok: bool,
+    pub algo: String,
+    /// The bundle uses the seed kit's sha256(key + text), not an HMAC.
+    pub weak_signature: bool,
+    /// Listed files that are gone.
+    pub missing: Vec<String>,
+    /// Listed files whose size or sha256 changed.
+    pub mismatch: Vec<String>,
+    /// Files under the packed directory that the manifest does not list.
+    pub extra: Vec<String>,
+    /// Listed paths that were not read because they are unsafe.
+    pub rejected: Vec<Rejected>,
+    /// Why the bundle is not ok, in words.
+    pub reasons: Vec<String>,
+    pub ok: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Rejected {
+    pub path: String,
+    pub reason: String,
+}
+
+/// Verifies `bundle` (found at `bundle_path`) against the files under `root`.
+pub fn verify(
+    root: &Path,
+    bundle: &Bundle,
+    bundle_path: &Path,
+    key: &Key,
+    strict: bool,
+) -> Verdict {
+    let m = &bundle.manifest;
+    let weak = m.signing.algo == ALGO_SEED;
+    let signature_ok = signature_ok(bundle, key);
+    let mut reasons = Vec::new();
+    if !signature_ok {
+        reasons
+            .push("signature does not match: wrong key, or the manifest was changed".to_string());
+    }
+    if weak && strict {
+        reasons.push(format!(
+            "--strict rejects the seed kit's weak {ALGO_SEED:?} signature; re-pack with this kit"
+        ));
+    }
+
+    let mut rejected = Vec::new();
+    let mut walked = Walked::default();
+    let dir = m.packed_dir();
+    match check_rel_path(dir) {
+        // A packed directory that is gone, or reached through a link, is a
+        // failure in itself; its files are then each checked on their own.
+        Ok(()) => match walk_packed_dir(root, m, bundle_path) {
+            Ok(w) => walked = w,
+            Err(e) => reasons.push(format!("cannot list {dir}: {e:#}")),
+        },
+        Err(reason) => rejected.push(Rejected {
+            path: dir.to_string(),
+            reason: format!("packed directory: {reason}"),
+        }),
+    }
+    let safe = confine(root, m, &walked, &mut rejected);
+    let (missing, mismatch) = compare(root, m, &safe, &mut walked, &mut rejected);
+    reasons.extend(file_reasons(&missing, &mismatch, &walked.extra, &rejected));
+    let ok = reasons.is_empty();
+    Verdict {
+        signature_ok,
+        algo: m.signing.algo.clone(),
+        weak_signature: weak,
+        missing,
+        mismatch,
+        extra: walked.extra,
+        rejected,
+        reasons,
+        ok,
+    }
+}
+
+/// Whether the bundle's signature is the key's signature of its manifest.
+fn signature_ok(bundle: &Bundle, key: &Key) -> bool {
+    let m = &bundle.manifest;
+    if m.signing.algo == ALGO_SEED {
+        seed_signature_ok(m, &bundle.signature, key)
+    } else {
+        let sig = unhex(&bundle.signature).expect("validated by parse_bundle");
+        canonical_mac(m, key).verify_slice(&sig).is_ok()
+    }
+}
+
+/// What the walk of the packed directory found, joined with the manifest.
+#[derive(Default)]
+struct Walked {
+    /// Every regular file under the packed directory, with the hash of each
+    /// listed one.
+    found: Found,
+    /// For each artifact, where in `found` the walk hashed it, if it did.
+    at: Vec<Option<u32>>,
+    /// Files the manifest does not list.
+    extra: Vec<String>,
+}
+
+impl Walked {
+    /// Where in `found` artifact `i` was hashed by the walk.
+    fn at(&self, i: usize) -> Option<usize> {
+        self.at.get(i).copied().flatten().map(|k| k as usize)
+    }
+}
+
+/// One parallel pass over the packed directory lists it (for `extra`) and
+/// hashes the listed files it finds.
+fn walk_packed_dir(root: &Path, m: &Manifest, bundle_path: &Path) -> anyhow::Result<Walked> {
+    let dir = m.packed_dir();
+    let listed: HashSet<&str> = m.artifacts.iter().map(|a| a.path.as_str()).collect();
+    let skip = OwnBundle::new(root, &root.join(bundle_path));
+    let want = |p: &str| listed.contains(p) && check_rel_path(p).is_ok();
+    check_real_dir(root, dir)?;
+    let found = walk(root, dir, &skip, &want)?;
+    drop(listed);
+    // A file found by the walk was reached through real directories only, so
+    // once the packed directory's own components are known to hold no
+    // symbolic link, its path needs no further checks.
+    let clean = check_no_escape(root, dir).is_ok();
+    Ok(join(m, found, clean))
+}
+
+/// Joins what the walk found with the manifest in one pass, both in path
+/// order (a bundle this kit packed already is). The walk's hashes count for
+/// the artifacts only when `clean`.
+fn join(m: &Manifest, found: Found, clean: bool) -> Walked {
+    let mut at = vec![None; m.artifacts.len()];
+    let mut extra = Vec::new();
+    let path = |i: usize| m.artifacts[i].path.as_str();
+    let mut order: Vec<usize> = (0..m.artifacts.len()).collect();
+    if !order.windows(2).all(|w| path(w[0]) <= path(w[1])) {
+        order.sort_unstable_by(|&i, &j| path(i).cmp(path(j)));
+    }
+    let mut listed = order.into_iter().peekable();
+    for (k, (p, hashed)) in found.iter().enumerate() {
+        while listed.next_if(|&i| path(i) < p.as_str()).is_some() {}
+        match listed.next_if(|&i| path(i) == p.as_str()) {
+            Some(i) if clean && hashed.is_some() => at[i] = u32::try_from(k).ok(),
+            Some(_) => {}
+            None => extra.push(p.clone()),
+        }
+    }
+    Walked { found, at, extra }
+}
+
+/// Rejects every listed path that is not safe to read (see `paths.rs`), with
+/// its reason; returns the indices of the others.
+fn confine(root: &Path, m: &Manifest, walked: &Walked, rejected: &mut Vec<Rejected>) -> Vec<usize> {
+    let dir = m.packed_dir();
+    let mut safe = Vec::new();
+    for (i, a) in m.artifacts.iter().enumerate() {
+        let outside = !a.path.starts_with(dir) || a.path.as_bytes().get(dir.len()) != Some(&b'/');
+        let checked = check_rel_path(&a.path).and_then(|()| {
+            if outside {
+                Err(format!("outside the packed directory {dir:?}"))
+            } else if walked.at(i).is_some() {
+                Ok(())
+            } else {
+                check_no_escape(root, &a.path)
+            }
+        });
+        match checked {
+            Ok(()) => safe.push(i),
+            Err(reason) => rejected.push(Rejected {
+                path: a.path.clone(),
+                reason,
+            }),
+        }
+    }
+    safe
+}
+
+/// Compares the hash and size of each safe artifact with the manifest;
+/// returns the missing and the changed ones. Listed files the walk did not
+/// hash (gone, or not regular files) are read one by one, which reports why.
+fn compare(
+    root: &Path,
+    m: &Manifest,
+    safe: &[usize],
+    walked: &mut Walked,
+    rejected: &mut Vec<Rejected>,
+) -> (Vec<String>, Vec<String>) {
+    let rest: Vec<&str> = safe
+        .iter()
+        .filter(|&&i| walked.at(i).is_none())
+        .map(|&i| m.artifacts[i].path.as_str())
+        .collect();
+    let mut rest = hash_all(root, &rest).into_iter();
+    let mut missing = Vec::new();
+    let mut mismatch = Vec::new();
+    for &i in safe {
+        let a = &m.artifacts[i];
+        let got = match walked.at(i) {
+            Some(k) => walked.found[k].1.take(),
+            None => rest.next(),
+        };
+        match got.expect("every safe path is hashed once") {
+            Ok((sha, size)) if hex_eq(&sha, &a.sha256) && a.size.is_none_or(|s| s == size) => {}
+            Ok(_) => mismatch.push(a.path.clone()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => missing.push(a.path.clone()),
+            Err(e) => rejected.push(Rejected {
+                path: a.path.clone(),
+                reason: format!("cannot read: {e}"),
+            }),
+        }
+    }
+    (missing, mismatch)
+}
+
+/// The reasons, in words, for files that do not match.
+fn file_reasons(
+    missing: &[String],
+    mismatch: &[String],
+    extra: &[String],
+    rejected: &[Rejected],
+) -> Vec<String> {
+    let mut reasons = Vec::new();
+    for (what, list) in [
+        ("missing", missing),
+        ("changed", mismatch),
+        ("not in the manifest", extra),
+    ] {
+        if !list.is_empty() {
+            reasons.push(format!("{} file(s) {what}", list.len()));
+        }
+    }
+    if !rejected.is_empty() {
+        reasons.push(format!(
+            "{} path(s) rejected as unsafe or unreadable",
+            rejected.len()
+        ));
+    }
+    reasons
+}
+
+/// `verify` from the command line: prints the verdict as JSON; exit 0 when ok, 2 when not.
+pub fn run_verify(root: &Path, args: &crate::flags::VerifyArgs, prog: &str) -> Result<u8> {
+    let key = Key::from_env()?;
+    if key.is_dev() && args.strict {
+        return Err(util::fail(
+            exit::NOT_VERIFIED,
+            anyhow::anyhow!("--strict refuses the development signing key; set MC_SIGNING_KEY or MC_SIGNING_KEY_FILE"),
+        ));
+    }
+    key.check_dev(false, prog)?;
+    let bundle = read_bundle(root, &args.file)?;
+    let verdict = verify(root, &bundle, &args.file, &key, args.strict);
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&verdict).expect("a verdict serialises")
+    );
+    if verdict.weak_signature && !args.strict {
+        eprintln!(
+            "{prog}: warning: {} uses the seed kit's weak signature; re-pack it with this kit",
+            args.file.display()
+        );
+    }
+    Ok(if verdict.ok {
+        exit::OK
+    } else {
+        exit::NOT_VERIFIED
+    })
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    let val = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    s.as_bytes()
+        .chunks(2)
+        .map(|p| Some(val(p[0])? << 4 | val(*p.get(1)?)?))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::evidence::{pack, sign, PackOptions};
+
+    fn pack_in(root: &Path) -> Bundle {
+        let opts = PackOptions {
+            root: root.to_path_buf(),
+            dir: "out".into(),
+            out: "dist/bundle.json".into(),
+            version: "v1".into(),
+            ts: 7,
+        };
+        pack(&opts, &Key::new("k", "env:MC_SIGNING_KEY")).unwrap()
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn verify_accepts_artifacts_in_any_order() {
+        let tmp = tempfile::tempdir().unwrap();
+        for name in ["a", "b", "c/d"] {
+            std::fs::create_dir_all(tmp.path().join("out/c")).unwrap();
+            std::fs::write(tmp.path().join("out").join(name), name).unwrap();
+        }
+        let key = Key::new("k", "env:MC_SIGNING_KEY");
+        let mut manifest = pack_in(tmp.path()).manifest;
+        manifest.artifacts.reverse();
+        let signature = sign(&manifest, &key);
+        let bundle = Bundle {
+            manifest,
+            signature,
+        };
+        let v = verify(
+            tmp.path(),
+            &bundle,
+            Path::new("dist/bundle.json"),
+            &key,
+            true,
+        );
+        assert!(v.ok, "{v:?}");
+        std::fs::write(tmp.path().join("out/b"), "changed").unwrap();
+        std::fs::write(tmp.path().join("out/new"), "new").unwrap();
+        let v = verify(
+            tmp.path(),
+            &bundle,
+            Path::new("dist/bundle.json"),
+            &key,
+            true,
+        );
+        assert_eq!(
+            (v.mismatch, v.extra),
+            (vec!["out/b".to_string()], vec!["out/new".to_string()])
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn packed_dir_behind_a_symbolic_link_is_rejected_file_by_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(tmp.path().join("out")).unwrap();
+        std::fs::write(tmp.path().join("out/a"), "a").unwrap();
+        let bundle = pack_in(tmp.path());
+        std::fs::rename(tmp.path().join("out"), tmp.path().join("real")).unwrap();
+        std::os::unix::fs::symlink(tmp.path().join("real"), tmp.path().join("out")).unwrap();
+        let key = Key::new("k", "env:MC_SIGNING_KEY");
+        let v = verify(
+            tmp.path(),
+            &bundle,
+            Path::new("dist/bundle.json"),
+            &key,
+            false,
+        );
+        assert!(!v.ok);
+        assert_eq!(v.rejected.len(), 1, "{v:?}");
+        assert_eq!(v.rejected[0].path, "out/a");
+        assert!(v.rejected[0].reason.contains("symbolic link"), "{v:?}");
+    }
+
+    #[test]
+    fn unhex_round_trips() {
+        assert_eq!(unhex("00abff"), Some(vec![0, 0xab, 0xff]));
+        assert_eq!(unhex("0g"), None);
+    }
+}
