@@ -15,8 +15,5 @@ fn main() -> ExitCode {
             return ExitCode::from(util::exit::ERROR);
         }
     };
-    match xtask::run_mc(args.cmd, &root) {
-        Ok(code) => ExitCode::from(code),
-        Err(err) => ExitCode::from(util::report_error("mc", &err)),
-    }
+    util::finish("mc", xtask::run_mc(args.cmd, &root))
 }

@@ -89,3 +89,36 @@ fn missing_bundle_is_a_one_line_error() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.starts_with("mc: cannot read dist/nope.json: "), "{err}");
 }
+
+/// `mc evidence verify b.json | head -1`: the reader goes away, `mc` ends
+/// quietly with the verdict's code rather than a panic about a broken pipe.
+#[test]
+fn verify_into_a_closed_pipe_ends_quietly() {
+    let dir = scratch();
+    let o = mc(dir.path(), &["evidence", "pack", "--out", "dist/b.json"]);
+    assert!(o.status.success());
+    for (changed, code) in [(false, 0), (true, 2)] {
+        if changed {
+            std::fs::write(dir.path().join("out/sample.txt"), "changed\n").unwrap();
+        }
+        // The reading end is closed before mc starts: its first write fails.
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let o = Command::new(env!("CARGO_BIN_EXE_mc"))
+            .env("MC_SIGNING_KEY", "dev-demo-key")
+            .env("RUST_BACKTRACE", "0")
+            .current_dir(dir.path())
+            .args(["evidence", "verify", "dist/b.json"])
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(code), "{err}");
+        assert!(
+            !err.contains("panicked") && !err.contains("Broken pipe"),
+            "{err}"
+        );
+        assert!(o.stdout.is_empty(), "stdout went to the closed pipe");
+    }
+}

@@ -738,16 +738,16 @@ pub fn run(root: &Path, args: &crate::flags::GatesArgs) -> Result<u8> {
     // `evidence pack` would take for evidence: it goes before this one is written.
     util::remove_stale_tmp(&root.join(&args.report))?;
     util::write_json(&root.join(&args.report), &value)?;
-    println!("wrote gates report → {}", args.report.display());
+    util::println_stdout(&format!("wrote gates report → {}", args.report.display()))?;
 
     let result = serde_json::to_value(report.result).expect("a verdict serialises");
     let result = result.as_str().unwrap_or_default();
     let why = report.reasons.join("; ");
     if report.passed() {
         if report.result == Verdict::Warn {
-            println!("{}: WARN: {why}", report.stage);
+            util::println_stdout(&format!("{}: WARN: {why}", report.stage))?;
         } else {
-            println!("{}: PASS", report.stage);
+            util::println_stdout(&format!("{}: PASS", report.stage))?;
         }
         return Ok(exit::OK);
     }

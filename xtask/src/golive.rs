@@ -504,6 +504,8 @@ pub fn run(root: &Path, args: &GoliveArgs) -> Result<u8> {
         notes: Vec::new(),
     };
     let mut code = exit::OK;
+    // Why the run does not pass: the one line on stderr at the end.
+    let mut failure = None;
 
     if checks.is_empty() {
         remove_own(&root.join(&outs.checks))?;
@@ -524,7 +526,9 @@ pub fn run(root: &Path, args: &GoliveArgs) -> Result<u8> {
         )?;
         if summary.checks.iter().any(|c| !c.ok) {
             code = exit::CHECK_FAILED;
-            notes.push("a pre-merge check failed: the rollout was not rehearsed".to_string());
+            let why = "a pre-merge check failed: the rollout was not rehearsed".to_string();
+            failure = Some(why.clone());
+            notes.push(why);
         }
     }
 
@@ -534,7 +538,9 @@ pub fn run(root: &Path, args: &GoliveArgs) -> Result<u8> {
         let found = gateway_step(root, &outs, &version, ts)?;
         if let Some(why) = &found.failure {
             code = exit::GATE_FAILED;
-            notes.push(format!("{why}: the rollout stops before the first stage"));
+            let why = format!("{why}: the rollout stops before the first stage");
+            failure = Some(why.clone());
+            notes.push(why);
         }
         summary.gateway = Some(found.row.clone());
         gateway = Some(found);
@@ -600,7 +606,9 @@ pub fn run(root: &Path, args: &GoliveArgs) -> Result<u8> {
         if !report.passed() {
             stopped = true;
             code = exit::GATE_FAILED;
-            notes.push(format!("gate {stage} failed: the rollout stops there"));
+            let why = format!("gate {stage} failed: the rollout stops there");
+            failure = Some(why.clone());
+            notes.push(why);
         }
         summary.stages.push(stage_row(&report, &path));
     }
@@ -617,6 +625,11 @@ pub fn run(root: &Path, args: &GoliveArgs) -> Result<u8> {
     let verdict = evidence::verify(root, &bundle, &outs.bundle, &key, args.strict);
     if !verdict.ok && code == exit::OK {
         code = exit::NOT_VERIFIED;
+        failure = Some(format!(
+            "the evidence bundle {} does not verify: {}",
+            outs.bundle.display(),
+            verdict.reasons.join("; ")
+        ));
     }
     summary.evidence = Some(EvidenceRow {
         bundle: outs.bundle.display().to_string(),
@@ -639,13 +652,16 @@ pub fn run(root: &Path, args: &GoliveArgs) -> Result<u8> {
         append(Path::new(&path), &md)?;
     }
     progress.finish();
-    print!("{}", report::terminal(&summary));
-    println!(
+    util::print_stdout(&report::terminal(&summary))?;
+    util::println_stdout(&format!(
         "reports: {} and {}",
         outs.markdown.display(),
         outs.html.display()
-    );
-    Ok(code)
+    ))?;
+    match failure {
+        None => Ok(exit::OK),
+        Some(why) => Err(util::fail(code, anyhow::anyhow!(why))),
+    }
 }
 
 /// Appends `text` to the file at `path` (GitHub's step summary).

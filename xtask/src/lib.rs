@@ -30,10 +30,7 @@ use flags::{A2aCmd, EvidenceCmd, McCmd, SloCmd, XtaskCmd};
 /// `fn main() -> ExitCode { xtask::xtask_main(&root) }` (see the README).
 pub fn xtask_main(root: &Path) -> ExitCode {
     let args = flags::Xtask::parse();
-    match run_xtask(args.cmd, root) {
-        Ok(code) => ExitCode::from(code),
-        Err(err) => ExitCode::from(util::report_error("xtask", &err)),
-    }
+    util::finish("xtask", run_xtask(args.cmd, root))
 }
 
 /// Runs one `cargo xtask` command with `root` as the project root.

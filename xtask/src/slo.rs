@@ -319,10 +319,10 @@ pub fn run_snapshot(root: &Path, args: &crate::flags::SnapshotArgs) -> Result<u8
     );
     snap.save(&root.join(&args.out))?;
     let note = if degrade.is_empty() { "" } else { ", degraded" };
-    println!(
+    util::println_stdout(&format!(
         "wrote SLO snapshot → {} (seed {seed}{note})",
         args.out.display()
-    );
+    ))?;
     Ok(exit::OK)
 }
 

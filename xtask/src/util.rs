@@ -1,5 +1,6 @@
-//! Small helpers that several tasks share: exit codes, the project root, atomic
-//! writes, hex, and the environment variables the kit reads.
+//! What several tasks share: the exit codes and the one path from a task's
+//! result to its code, printing to a stdout that may be closed, the project
+//! root, atomic writes, hex, and the environment variables the kit reads.
 //!
 //! Everything the kit writes goes through [`write_atomic`]: a temporary file in
 //! the target's own directory, flushed to disk, then renamed over the target.
@@ -12,7 +13,14 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-/// Exit codes of `mc` and `cargo xtask`, documented in the README.
+/// Exit codes of `mc` and `cargo xtask`: the README's table "Exit codes".
+///
+/// A task returns `Ok(OK)` when everything it was asked passed. Any other
+/// ending is an error carrying its code ([`fail`]): a verdict that did not
+/// pass (2 evidence that does not verify, 3 a failed gate, 4 a failed
+/// check) as much as a bad option (2) or a task that could not be done (1,
+/// the code of every error that carries none). [`finish`] turns either into
+/// the process's exit code, printing the error once.
 pub mod exit {
     /// Everything asked for was done and passed.
     pub const OK: u8 = 0;
@@ -63,6 +71,42 @@ pub fn exit_code_of(err: &anyhow::Error) -> u8 {
 pub fn report_error(prog: &str, err: &anyhow::Error) -> u8 {
     eprintln!("{prog}: {err:#}");
     exit_code_of(err)
+}
+
+/// The one path from a task's result to the process's exit code: `Ok(code)`
+/// ends with `code`; an error is printed once ([`report_error`]) and ends
+/// with the code it carries.
+pub fn finish(prog: &str, result: Result<u8>) -> std::process::ExitCode {
+    std::process::ExitCode::from(match result {
+        Ok(code) => code,
+        Err(err) => report_error(prog, &err),
+    })
+}
+
+/// Whether stdout was found closed (`| head -1`): what is left to print is dropped.
+static STDOUT_CLOSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Prints `text` to stdout. A closed stdout is not an error (a reader such as
+/// `head -1` has all it wanted): the rest of the output is dropped quietly and
+/// the task ends with its own exit code. `println!` would panic instead.
+pub fn print_stdout(text: &str) -> Result<()> {
+    use std::sync::atomic::Ordering;
+    if STDOUT_CLOSED.load(Ordering::Relaxed) {
+        return Ok(());
+    }
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            STDOUT_CLOSED.store(true, Ordering::Relaxed);
+            Ok(())
+        }
+        r => r.context("cannot write to stdout"),
+    }
+}
+
+/// [`print_stdout`] of `line` and a newline.
+pub fn println_stdout(line: &str) -> Result<()> {
+    print_stdout(&format!("{line}\n"))
 }
 
 /// The root of the workspace this xtask belongs to: the parent of the xtask

@@ -181,10 +181,9 @@ pub fn run_probe(root: &Path, args: &crate::flags::ProbeArgs) -> Result<u8> {
     if let Some(gateway) = local {
         gateway.shutdown()?;
     }
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&output).expect("a JSON value serialises")
-    );
+    crate::util::println_stdout(
+        &serde_json::to_string_pretty(&output).expect("a JSON value serialises"),
+    )?;
     if let Some(out) = &args.out {
         crate::util::write_json(&root.join(out), &output)?;
     }

@@ -83,10 +83,10 @@ pub fn run_pack(root: &Path, args: &crate::flags::PackArgs, prog: &str) -> Resul
         ts: util::now_epoch()?,
     };
     let bundle = pack(&opts, &key)?;
-    println!(
+    util::println_stdout(&format!(
         "wrote evidence bundle → {} ({} files)",
         args.out.display(),
         bundle.manifest.artifacts.len()
-    );
+    ))?;
     Ok(exit::OK)
 }

@@ -256,33 +256,31 @@ fn file_reasons(
     reasons
 }
 
-/// `verify` from the command line: prints the verdict as JSON; exit 0 when ok, 2 when not.
+/// `verify` from the command line: prints the verdict as JSON; exit 0 when
+/// ok, else 2 with the reasons on stderr.
 pub fn run_verify(root: &Path, args: &crate::flags::VerifyArgs, prog: &str) -> Result<u8> {
     let key = Key::from_env()?;
-    if key.is_dev() && args.strict {
-        return Err(util::fail(
-            exit::NOT_VERIFIED,
-            anyhow::anyhow!("--strict refuses the development signing key; set MC_SIGNING_KEY or MC_SIGNING_KEY_FILE"),
-        ));
-    }
-    key.check_dev(false, prog)?;
+    key.check_dev(args.strict, prog)?;
     let bundle = read_bundle(root, &args.file)?;
     let verdict = verify(root, &bundle, &args.file, &key, args.strict);
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&verdict).expect("a verdict serialises")
-    );
-    if verdict.weak_signature && !args.strict {
+    util::println_stdout(&serde_json::to_string_pretty(&verdict).expect("a verdict serialises"))?;
+    if verdict.ok && verdict.weak_signature {
         eprintln!(
             "{prog}: warning: {} uses the seed kit's weak signature; re-pack it with this kit",
             args.file.display()
         );
     }
-    Ok(if verdict.ok {
-        exit::OK
-    } else {
-        exit::NOT_VERIFIED
-    })
+    if !verdict.ok {
+        return Err(util::fail(
+            exit::NOT_VERIFIED,
+            anyhow::anyhow!(
+                "{} does not verify: {}",
+                args.file.display(),
+                verdict.reasons.join("; ")
+            ),
+        ));
+    }
+    Ok(exit::OK)
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {

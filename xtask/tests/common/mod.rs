@@ -123,3 +123,56 @@ pub fn golive_outputs(version: &str) -> Vec<String> {
     }
     v
 }
+
+/// Asserts that `o` ended with exit `code` and said why in one line on stderr:
+/// exactly one line `<prog>: ...` that is not a warning, containing `needle`;
+/// no panic and no backtrace. Progress lines (`golive: ...`) and warnings may
+/// come before it. Returns that line.
+#[track_caller]
+pub fn assert_one_line_error(o: &Output, prog: &str, code: i32, needle: &str) -> String {
+    let (out, err) = (stdout(o), stderr(o));
+    let ctx = format!("status {:?}\nstdout:\n{out}\nstderr:\n{err}", o.status);
+    assert_eq!(o.status.code(), Some(code), "exit code: {ctx}");
+    assert!(
+        !err.contains("panicked") && !err.contains("stack backtrace"),
+        "no panic: {ctx}"
+    );
+    let prefix = format!("{prog}: ");
+    let warning = format!("{prog}: warning: ");
+    let errors: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with(&prefix) && !l.starts_with(&warning))
+        .collect();
+    assert_eq!(errors.len(), 1, "one error line: {ctx}");
+    assert!(errors[0].contains(needle), "expected {needle:?}: {ctx}");
+    errors[0].to_string()
+}
+
+/// Asserts that `o` is clap's usage error: exit 2, `error:` and a pointer to
+/// the usage or the help on stderr, nothing on stdout.
+#[track_caller]
+pub fn assert_usage_error(o: &Output, needle: &str) {
+    let err = stderr(o);
+    let ctx = format!("status {:?}\nstderr:\n{err}", o.status);
+    assert_eq!(o.status.code(), Some(2), "{ctx}");
+    assert!(
+        err.starts_with("error: ") && (err.contains("Usage:") || err.contains("--help")),
+        "{ctx}"
+    );
+    assert!(err.contains(needle), "expected {needle:?}: {ctx}");
+    assert!(stdout(o).is_empty(), "{ctx}");
+}
+
+/// Runs `cmd` with its stdout a pipe whose reading end is already closed
+/// (`cmd | head -0`), so its first write to stdout fails with EPIPE.
+pub fn run_with_closed_stdout(cmd: &mut Command) -> Output {
+    let (reader, writer) = std::io::pipe().expect("a pipe");
+    drop(reader);
+    let child = cmd
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    // The command above still holds the writing end; the child has its own.
+    child.wait_with_output().expect("wait")
+}
