@@ -352,3 +352,57 @@ fn empty_or_unreadable_key_file_is_an_error_naming_the_file() {
         }
     }
 }
+
+/// GitHub Actions passes a secret a forked pull request may not see as the
+/// empty string: that is the development key with a warning, refused under
+/// `--strict`, in every command that signs or verifies.
+#[test]
+fn empty_key_variables_behave_as_unset() {
+    let project = temp_project();
+    let root = project.path();
+    let empty = |mut cmd: Command| {
+        cmd.env("MC_SIGNING_KEY", "").env("MC_SIGNING_KEY_FILE", "");
+        cmd
+    };
+    let o = run(empty(xtask(root)).args(["evidence", "pack", "--out", "dist/b.json"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("warning: signing with the development key"),
+        "{}",
+        stderr(&o)
+    );
+    // Signed with the development key: it verifies with that key, not another.
+    let bundle = xtask::evidence::read_bundle(root, Path::new("dist/b.json")).unwrap();
+    assert_eq!(
+        bundle.signature,
+        xtask::evidence::sign(&bundle.manifest, &Key::new(DEV_KEY, "x"))
+    );
+    assert_eq!(bundle.manifest.signing.key_ref, "env:MC_SIGNING_KEY");
+    let o = run(empty(xtask(root)).args(["evidence", "verify", "dist/b.json"]));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+
+    for args in [
+        &["evidence", "pack", "--strict", "--out", "dist/c.json"][..],
+        &["evidence", "verify", "--strict", "dist/b.json"],
+        &["golive", "--strict"],
+    ] {
+        let o = run(empty(xtask(root)).args(args));
+        common::assert_one_line_error(
+            &o,
+            "xtask",
+            1,
+            "--strict refuses the development signing key",
+        );
+    }
+    assert!(!root.join("dist/c.json").exists());
+
+    // An empty MC_SIGNING_KEY beside a key file is not "both are set".
+    std::fs::write(root.join("key"), "file-key").unwrap();
+    let mut cmd = xtask(root);
+    cmd.env("MC_SIGNING_KEY", "")
+        .env("MC_SIGNING_KEY_FILE", root.join("key"));
+    let o = run(cmd.args(["evidence", "pack", "--strict", "--out", "dist/d.json"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let bundle = xtask::evidence::read_bundle(root, Path::new("dist/d.json")).unwrap();
+    assert_eq!(bundle.manifest.signing.key_ref, "env:MC_SIGNING_KEY_FILE");
+}

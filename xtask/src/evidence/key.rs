@@ -41,9 +41,14 @@ impl Key {
     /// The key from `MC_SIGNING_KEY`, else from the file named by
     /// `MC_SIGNING_KEY_FILE` (one trailing newline is dropped), else the
     /// development key.
+    ///
+    /// A variable set to the empty string counts as unset: that is how GitHub
+    /// Actions passes a secret that a forked pull request may not see, and such
+    /// a run should get the development key (refused under `--strict`), not fail.
     pub fn from_env() -> Result<Key> {
-        let inline = std::env::var_os("MC_SIGNING_KEY");
-        let file = std::env::var_os("MC_SIGNING_KEY_FILE");
+        let set = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+        let inline = set("MC_SIGNING_KEY");
+        let file = set("MC_SIGNING_KEY_FILE");
         let key = match (inline, file) {
             (Some(_), Some(_)) => {
                 bail!("both MC_SIGNING_KEY and MC_SIGNING_KEY_FILE are set; unset one of them")
