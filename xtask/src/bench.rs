@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use xshell::{cmd, Shell};
 
-use crate::flags::BenchArgs;
+use crate::flags::{BenchArgs, BenchSet};
 use crate::util::{self, exit};
 
 /// The seed kit's pack times from the table (2-core EPYC, warm cache,
@@ -91,7 +91,7 @@ impl DataSet {
 
 /// `cargo xtask bench`.
 pub fn run(root: &Path, args: &BenchArgs) -> Result<u8> {
-    let sets = parse_sets(&args.sets, args.scale_down)?;
+    let sets = parse_sets(&args.sets, args.scale_down);
     let sh = Shell::new().context("cannot start a shell")?;
     sh.change_dir(root);
     let tmp = tempfile::Builder::new()
@@ -148,18 +148,19 @@ pub fn run(root: &Path, args: &BenchArgs) -> Result<u8> {
 }
 
 /// Parses `--sets` (`a,b,c`) into data sets, in the given order.
-fn parse_sets(list: &str, scale_down: u64) -> Result<Vec<DataSet>> {
+fn parse_sets(list: &[BenchSet], scale_down: u64) -> Vec<DataSet> {
     let all = DataSet::all(scale_down);
     let mut out: Vec<DataSet> = Vec::new();
-    for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let Some(set) = all.iter().find(|s| s.name == name) else {
-            bail!("--sets: unknown data set {name:?} (a, b or c)");
-        };
+    for name in list.iter().map(|s| s.name()) {
+        let set = all
+            .iter()
+            .find(|s| s.name == name)
+            .expect("a, b and c exist");
         if !out.iter().any(|s| s.name == name) {
             out.push(*set);
         }
     }
-    Ok(out)
+    out
 }
 
 /// The directory cargo puts release binaries in (honours CARGO_TARGET_DIR and
@@ -962,11 +963,10 @@ mod tests {
 
     #[test]
     fn sets_parse_and_scale() {
-        let sets = parse_sets("c, a,c", 10).unwrap();
+        let sets = parse_sets(&[BenchSet::C, BenchSet::A, BenchSet::C], 10);
         let names: Vec<_> = sets.iter().map(|s| s.name).collect();
         assert_eq!(names, ["c", "a"]);
         assert_eq!(sets[0].files, 10_000);
-        assert!(parse_sets("d", 1).is_err());
         let c = DataSet::all(1)[2];
         assert_eq!(c.file(0), "d00/e0/f000.txt");
         assert_eq!(c.file(99_999), "d99/e9/f099.txt");

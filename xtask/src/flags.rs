@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// The MC go-live kit: rehearse a release's go-live plan locally and ship a
 /// signed evidence bundle.
@@ -223,30 +223,47 @@ pub struct GoliveArgs {
     /// Treat WARN as failure and refuse the development signing key.
     #[arg(long)]
     pub strict: bool,
-    /// Comma-separated stages to run, in rollout order.
+    /// Comma-separated stages to run, in rollout order: names of the gate
+    /// configuration's `stages` (so not a fixed list).
     #[arg(
         long,
         value_name = "LIST",
+        value_delimiter = ',',
         default_value = "stage,canary_20,canary_50,production"
     )]
-    pub stages: String,
+    pub stages: Vec<String>,
     /// Gate configuration (TOML; default: golive.toml in the project root when present).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Rehearse a bad release (see `slo snapshot --degrade`). Repeatable.
     #[arg(long, value_name = "METRIC=DELTA")]
     pub degrade: Vec<String>,
-    /// Comma-separated pre-merge checks to run first: fmt, clippy, test.
-    #[arg(long, value_name = "LIST")]
-    pub checks: Option<String>,
+    /// Comma-separated pre-merge checks to run first.
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub checks: Vec<Check>,
+}
+
+/// A pre-merge check of `golive --checks`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Check {
+    /// cargo fmt --all -- --check
+    Fmt,
+    /// cargo clippy --workspace --all-targets -- -D warnings
+    Clippy,
+    /// cargo test --workspace
+    Test,
 }
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// Comma-separated data sets to measure: a (10,000 x 4 KiB), b (4 x 256
-    /// MiB), c (100,000 x 100 B, nested).
-    #[arg(long, value_name = "LIST", default_value = "a,b,c")]
-    pub sets: String,
+    /// Comma-separated data sets to measure.
+    #[arg(
+        long,
+        value_name = "LIST",
+        value_delimiter = ',',
+        default_value = "a,b,c"
+    )]
+    pub sets: Vec<BenchSet>,
     /// Timed runs of each measurement, after one untimed warm-up; the median
     /// is reported (1 to 20).
     #[arg(long, value_name = "N", default_value_t = 3,
@@ -278,6 +295,28 @@ pub struct BenchArgs {
     /// fresh target directory; minutes).
     #[arg(long)]
     pub cold_build: bool,
+}
+
+/// A data set of `bench --sets`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BenchSet {
+    /// 10,000 files of 4 KiB
+    A,
+    /// 4 files of 256 MiB
+    B,
+    /// 100,000 files of 100 B, nested
+    C,
+}
+
+impl BenchSet {
+    /// The set's name on the command line (`a`, `b` or `c`).
+    pub fn name(self) -> &'static str {
+        match self {
+            BenchSet::A => "a",
+            BenchSet::B => "b",
+            BenchSet::C => "c",
+        }
+    }
 }
 
 #[cfg(test)]

@@ -17,20 +17,38 @@ use anyhow::{bail, Context, Result};
 use serde_json::json;
 use xshell::{cmd, Shell};
 
-use crate::flags::GoliveArgs;
+use crate::flags::{Check, GoliveArgs};
 use crate::report::{self, CheckRow, CheckRun, EvidenceRow, Facts, GatewayRow, StageRow, Summary};
 use crate::util::{self, exit};
 use crate::{a2a, evidence, gates, slo};
 
-/// The pre-merge checks `--checks` can name, with their commands.
-pub const CHECKS: &[(&str, &str)] = &[
-    ("fmt", "cargo fmt --all -- --check"),
-    (
-        "clippy",
-        "cargo clippy --workspace --all-targets -- -D warnings",
-    ),
-    ("test", "cargo test --workspace"),
-];
+impl Check {
+    /// The check's name in reports (`fmt`, `clippy`, `test`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Check::Fmt => "fmt",
+            Check::Clippy => "clippy",
+            Check::Test => "test",
+        }
+    }
+
+    /// The command the check runs, as an argument vector.
+    pub fn argv(self) -> &'static [&'static str] {
+        match self {
+            Check::Fmt => &["cargo", "fmt", "--all", "--", "--check"],
+            Check::Clippy => &[
+                "cargo",
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ],
+            Check::Test => &["cargo", "test", "--workspace"],
+        }
+    }
+}
 
 /// Shows progress: a spinner on a terminal, plain lines elsewhere (CI logs).
 pub struct Progress {
@@ -126,36 +144,25 @@ pub fn build_facts(sh: &Shell, root: &Path) -> Facts {
     }
 }
 
-/// Parses `--checks` (`fmt,clippy,test`) into known check names.
-pub fn parse_checks(list: &str) -> Result<Vec<&'static str>> {
+/// The checks of `--checks`, each once, in the order first named.
+pub fn unique_checks(checks: &[Check]) -> Vec<Check> {
     let mut out = Vec::new();
-    for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let Some((known, _)) = CHECKS.iter().find(|(n, _)| *n == name) else {
-            let names: Vec<&str> = CHECKS.iter().map(|(n, _)| *n).collect();
-            bail!(
-                "--checks: unknown check {name:?} (known: {})",
-                names.join(", ")
-            );
-        };
-        if !out.contains(known) {
-            out.push(*known);
+    for &c in checks {
+        if !out.contains(&c) {
+            out.push(c);
         }
     }
-    Ok(out)
+    out
 }
 
-/// Runs one pre-merge check in `root`, its output going to the terminal.
-pub fn run_check(sh: &Shell, name: &str) -> CheckRun {
-    let command = CHECKS
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map_or(name, |(_, c)| *c);
+/// Runs one pre-merge check in the shell's directory, its output going to the terminal.
+pub fn run_check(sh: &Shell, check: Check) -> CheckRun {
     let started = Instant::now();
-    let args: Vec<&str> = command.split(' ').skip(1).collect();
-    let ok = cmd!(sh, "cargo {args...}").quiet().run().is_ok();
+    let (program, args) = check.argv().split_first().expect("a command");
+    let ok = cmd!(sh, "{program} {args...}").quiet().run().is_ok();
     CheckRun {
-        name: name.to_string(),
-        command: command.to_string(),
+        name: check.name().to_string(),
+        command: check.argv().join(" "),
         ok,
         seconds: started.elapsed().as_secs_f64(),
     }
@@ -236,13 +243,13 @@ pub fn check_version(version: &str) -> Result<()> {
     Ok(())
 }
 
-/// Parses `--stages` against the configured rollout: known names, no
+/// Checks `--stages` against the configured rollout: known names, no
 /// repeats, in rollout order.
-pub fn parse_stages(list: &str, config: &gates::Config) -> Result<Vec<String>> {
+pub fn parse_stages(list: &[String], config: &gates::Config) -> Result<Vec<String>> {
     let order = config.stage_names();
     let mut out: Vec<String> = Vec::new();
     let mut last = None;
-    for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+    for name in list.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
         let Some(pos) = order.iter().position(|s| *s == name) else {
             bail!(
                 "--stages: unknown stage {name:?} (stages: {})",
@@ -463,10 +470,7 @@ pub fn run(root: &Path, args: &GoliveArgs) -> Result<u8> {
     let stages = parse_stages(&args.stages, &config).map_err(usage)?;
     let degrade = slo::parse_degrade(&args.degrade).map_err(usage)?;
     let seed = slo::resolve_seed(args.seed)?;
-    let checks = match &args.checks {
-        Some(list) => parse_checks(list).map_err(usage)?,
-        None => Vec::new(),
-    };
+    let checks = unique_checks(&args.checks);
     let ts = util::now_epoch()?;
     let key = evidence::Key::from_env()?;
     key.check_dev(args.strict, "xtask")?;
@@ -510,9 +514,11 @@ pub fn run(root: &Path, args: &GoliveArgs) -> Result<u8> {
     if checks.is_empty() {
         remove_own(&root.join(&outs.checks))?;
     } else {
-        progress.step(&format!("pre-merge checks: {}", checks.join(", ")));
-        for name in &checks {
-            let run = progress.suspend(|| run_check(&sh, name));
+        let names: Vec<&str> = checks.iter().map(|c| c.name()).collect();
+        progress.step(&format!("pre-merge checks: {}", names.join(", ")));
+        for &check in &checks {
+            let name = check.name();
+            let run = progress.suspend(|| run_check(&sh, check));
             progress.println(&format!(
                 "check {name}: {} in {:.1} s",
                 if run.ok { "ok" } else { "FAILED" },
@@ -685,10 +691,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn checks_parse_and_reject_unknown_names() {
-        assert_eq!(parse_checks("fmt, test,fmt").unwrap(), ["fmt", "test"]);
-        let err = parse_checks("fmt,lint").unwrap_err().to_string();
-        assert!(err.contains("unknown check \"lint\""), "{err}");
+    fn checks_run_once_each_in_the_order_named() {
+        let named = [Check::Test, Check::Fmt, Check::Test];
+        assert_eq!(unique_checks(&named), [Check::Test, Check::Fmt]);
+        assert_eq!(Check::Fmt.argv().join(" "), "cargo fmt --all -- --check");
     }
 
     #[test]

@@ -76,6 +76,10 @@ fn bad_command_lines_are_usage_errors() {
         (&["evidence", "verify"], "FILE"),
         (&["gates", "--report", "r.json"], "--stage"),
         (&["golive", "--seed", "x"], "--seed"),
+        (
+            &["golive", "--checks", "fmt,lint"],
+            "[possible values: fmt, clippy, test]",
+        ),
         (&["nope"], "nope"),
     ] {
         assert_usage_error(&run(xtask(root).args(args)), needle);
