@@ -45,6 +45,7 @@ pub enum XtaskCmd {
     #[command(subcommand)]
     A2a(A2aCmd),
     /// Measure evidence hashing and gateway throughput (never part of `cargo test`).
+    #[cfg(feature = "bench")]
     Bench(BenchArgs),
 }
 
@@ -254,6 +255,7 @@ pub enum Check {
     Test,
 }
 
+#[cfg(feature = "bench")]
 #[derive(Debug, Args)]
 pub struct BenchArgs {
     /// Comma-separated data sets to measure.
@@ -298,6 +300,7 @@ pub struct BenchArgs {
 }
 
 /// A data set of `bench --sets`.
+#[cfg(feature = "bench")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum BenchSet {
     /// 10,000 files of 4 KiB
@@ -308,6 +311,7 @@ pub enum BenchSet {
     C,
 }
 
+#[cfg(feature = "bench")]
 impl BenchSet {
     /// The set's name on the command line (`a`, `b` or `c`).
     pub fn name(self) -> &'static str {
@@ -327,5 +331,13 @@ mod tests {
     fn clis_are_well_formed() {
         super::Xtask::command().debug_assert();
         super::Mc::command().debug_assert();
+    }
+
+    #[test]
+    fn bench_is_offered_only_with_the_bench_feature() {
+        let offered = super::Xtask::command()
+            .get_subcommands()
+            .any(|c| c.get_name() == "bench");
+        assert_eq!(offered, cfg!(feature = "bench"));
     }
 }

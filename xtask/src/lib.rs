@@ -7,6 +7,9 @@
 //! ([`util::exit`]).
 
 pub mod a2a;
+/// This repository's own benchmarks (the `bench` feature): they build this
+/// workspace's binaries and compare with the seed kit, so adopters do not get them.
+#[cfg(feature = "bench")]
 pub mod bench;
 pub mod evidence;
 pub mod flags;
@@ -43,6 +46,7 @@ pub fn run_xtask(cmd: XtaskCmd, root: &Path) -> Result<u8> {
         XtaskCmd::Gates(args) => gates::run(root, &args),
         XtaskCmd::A2a(A2aCmd::Serve(args)) => a2a::run_serve(root, &args),
         XtaskCmd::A2a(A2aCmd::Probe(args)) => a2a::run_probe(root, &args),
+        #[cfg(feature = "bench")]
         XtaskCmd::Bench(args) => bench::run(root, &args),
     }
 }
