@@ -15,6 +15,7 @@ pub mod evidence;
 pub mod flags;
 pub mod gates;
 pub mod golive;
+pub mod rehearse;
 pub mod report;
 pub mod slo;
 pub mod util;
