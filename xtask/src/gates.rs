@@ -397,17 +397,132 @@ pub enum Verdict {
     Fail,
 }
 
+impl Verdict {
+    /// As reports spell it: `NO_DATA`, `PASS`, `WARN`, `FAIL`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::NoData => "NO_DATA",
+            Verdict::Pass => "PASS",
+            Verdict::Warn => "WARN",
+            Verdict::Fail => "FAIL",
+        }
+    }
+}
+
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A stage's outcome in a rollout: its gate's verdict, or `NOT RUN` because
+/// an earlier stage (or check) stopped the rollout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StageResult {
+    #[serde(rename = "PASS")]
+    Pass,
+    #[serde(rename = "WARN")]
+    Warn,
+    #[serde(rename = "FAIL")]
+    Fail,
+    /// No check had data, and none was required.
+    #[serde(rename = "NO_DATA")]
+    NoData,
+    #[serde(rename = "NOT RUN")]
+    NotRun,
+}
+
+impl From<Verdict> for StageResult {
+    fn from(v: Verdict) -> StageResult {
+        match v {
+            Verdict::NoData => StageResult::NoData,
+            Verdict::Pass => StageResult::Pass,
+            Verdict::Warn => StageResult::Warn,
+            Verdict::Fail => StageResult::Fail,
+        }
+    }
+}
+
+impl StageResult {
+    /// As reports spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StageResult::NotRun => "NOT RUN",
+            StageResult::NoData => Verdict::NoData.as_str(),
+            StageResult::Pass => Verdict::Pass.as_str(),
+            StageResult::Warn => Verdict::Warn.as_str(),
+            StageResult::Fail => Verdict::Fail.as_str(),
+        }
+    }
+}
+
+impl std::fmt::Display for StageResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a check judges.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckKind {
+    /// A service level: latency, availability.
+    Slo,
+    /// A cost figure: utilization.
+    Cost,
+    /// A policy check of the A2A gateway.
+    Policy,
+    /// Percent worse than the baseline.
+    Regression,
+}
+
+/// How a check compares the observed value with its bounds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Comparator {
+    #[serde(rename = "<=")]
+    AtMost,
+    #[serde(rename = ">=")]
+    AtLeast,
+    #[serde(rename = "==")]
+    Equals,
+}
+
+impl Comparator {
+    /// `<=`, `>=` or `==`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Comparator::AtMost => "<=",
+            Comparator::AtLeast => ">=",
+            Comparator::Equals => "==",
+        }
+    }
+}
+
+impl std::fmt::Display for Comparator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where a report's policy values came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PolicyFrom {
+    /// The observed snapshot's `policy`.
+    Slo,
+    /// The A2A probe result.
+    Probe,
+}
+
 /// One check: a metric's observed value against its objective.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Check {
     /// The metric name (for a regression check, the metric compared).
     pub metric: String,
-    /// `slo`, `cost`, `policy`, or `regression` (percent worse than the baseline).
-    pub kind: String,
+    pub kind: CheckKind,
     /// The observed value (number or boolean), `null` when there is no data.
     pub observed: Value,
-    /// `<=`, `>=` or `==`.
-    pub comparator: String,
+    pub comparator: Comparator,
     /// The pass bound.
     pub threshold: Value,
     /// The warning bound, if the objective has one.
@@ -460,7 +575,7 @@ pub struct ReportInputs {
     /// The configuration file; `null` for the built-in objectives.
     pub config: Option<FileRef>,
     /// Where the policy values came from: `slo`, `probe`, or `null`.
-    pub policy_from: Option<String>,
+    pub policy_from: Option<PolicyFrom>,
 }
 
 /// A gate report. The first six keys are the seed kit's.
@@ -514,8 +629,8 @@ pub fn judge(
     let objectives = &config.stage(stage)?.objectives;
     let observed = inputs.observed;
     let (policy, policy_from) = match (observed.policy, inputs.probe) {
-        (Some(p), _) => (Some(p), Some("slo")),
-        (None, Some(p)) => (Some(p), Some("probe")),
+        (Some(p), _) => (Some(p), Some(PolicyFrom::Slo)),
+        (None, Some(p)) => (Some(p), Some(PolicyFrom::Probe)),
         (None, None) => (None, None),
     };
     let policy_value = |metric: &str| match metric {
@@ -527,9 +642,9 @@ pub fn judge(
     let mut checks = Vec::new();
     for (metric, objective) in objectives {
         let kind = match metric.as_str() {
-            RESIDENCY | PERSISTED => "policy",
-            slo::UTILIZATION => "cost",
-            _ => "slo",
+            RESIDENCY | PERSISTED => CheckKind::Policy,
+            slo::UTILIZATION => CheckKind::Cost,
+            _ => CheckKind::Slo,
         };
         let observed_value = match objective.bound {
             Bound::Equals(_) => policy_value(metric).map(Value::from),
@@ -556,7 +671,7 @@ pub fn judge(
                 let pct = (((now - base) / base * 100.0) * 10.0).round() / 10.0;
                 checks.push(check(
                     metric,
-                    "regression",
+                    CheckKind::Regression,
                     Some(Value::from(pct)),
                     &regression,
                 ));
@@ -598,16 +713,16 @@ pub fn judge(
             baseline: inputs.baseline_file.clone(),
             probe: inputs.probe_file.clone(),
             config: config.file.clone(),
-            policy_from: policy_from.map(str::to_string),
+            policy_from,
         },
     })
 }
 
-fn check(metric: &str, kind: &str, observed: Option<Value>, objective: &Objective) -> Check {
+fn check(metric: &str, kind: CheckKind, observed: Option<Value>, objective: &Objective) -> Check {
     let (comparator, threshold) = match objective.bound {
-        Bound::Max(x) => ("<=", json!(x)),
-        Bound::Min(x) => (">=", json!(x)),
-        Bound::Equals(b) => ("==", json!(b)),
+        Bound::Max(x) => (Comparator::AtMost, json!(x)),
+        Bound::Min(x) => (Comparator::AtLeast, json!(x)),
+        Bound::Equals(b) => (Comparator::Equals, json!(b)),
     };
     // Whether the observed value is within `bound`, in the objective's direction.
     let within = |v: &Value, bound: f64| match (objective.bound, v.as_f64()) {
@@ -626,9 +741,9 @@ fn check(metric: &str, kind: &str, observed: Option<Value>, objective: &Objectiv
     };
     Check {
         metric: metric.to_string(),
-        kind: kind.to_string(),
+        kind,
         observed: observed.unwrap_or(Value::Null),
-        comparator: comparator.to_string(),
+        comparator,
         threshold,
         warn: objective.warn,
         required: objective.required,
@@ -649,7 +764,7 @@ fn reason(c: &Check) -> Option<String> {
     }
     // Numbers as Rust shows them: 518, not JSON's 518.0.
     let show = |v: &Value| v.as_f64().map_or_else(|| v.to_string(), |x| x.to_string());
-    let (op, pass) = (&c.comparator, show(&c.threshold));
+    let (op, pass) = (c.comparator, show(&c.threshold));
     let objective = match c.warn {
         Some(w) => format!("pass {op} {pass}, warn {op} {w}"),
         None => format!("{op} {pass}"),
@@ -660,7 +775,7 @@ fn reason(c: &Check) -> Option<String> {
         "fails"
     };
     let (metric, observed) = (&c.metric, show(&c.observed));
-    Some(if c.kind == "regression" {
+    Some(if c.kind == CheckKind::Regression {
         format!("{metric} is {observed}% worse than the baseline, which {what} ({objective})")
     } else {
         format!("{metric} = {observed} {what} ({objective})")
@@ -740,8 +855,7 @@ pub fn run(root: &Path, args: &crate::flags::GatesArgs) -> Result<u8> {
     util::write_json(&root.join(&args.report), &value)?;
     util::println_stdout(&format!("wrote gates report → {}", args.report.display()))?;
 
-    let result = serde_json::to_value(report.result).expect("a verdict serialises");
-    let result = result.as_str().unwrap_or_default();
+    let result = report.result;
     let why = report.reasons.join("; ");
     if report.passed() {
         if report.result == Verdict::Warn {
@@ -838,7 +952,7 @@ mod tests {
             warn: Some(20.0),
             required: false,
         };
-        let v = |x: f64| check("m", "slo", Some(json!(x)), &max).verdict;
+        let v = |x: f64| check("m", CheckKind::Slo, Some(json!(x)), &max).verdict;
         assert_eq!(v(10.0), Verdict::Pass);
         assert_eq!(v(15.0), Verdict::Warn);
         assert_eq!(v(20.0), Verdict::Warn);
@@ -849,26 +963,32 @@ mod tests {
             required: true,
         };
         assert_eq!(
-            check("a", "slo", Some(json!(99.95)), &min).verdict,
+            check("a", CheckKind::Slo, Some(json!(99.95)), &min).verdict,
             Verdict::Pass
         );
         assert_eq!(
-            check("a", "slo", Some(json!(99.89)), &min).verdict,
+            check("a", CheckKind::Slo, Some(json!(99.89)), &min).verdict,
             Verdict::Fail
         );
-        assert_eq!(check("a", "slo", None, &min).verdict, Verdict::Fail);
+        assert_eq!(
+            check("a", CheckKind::Slo, None, &min).verdict,
+            Verdict::Fail
+        );
         let eq = Objective {
             bound: Bound::Equals(true),
             warn: None,
             required: false,
         };
-        assert_eq!(check("p", "policy", None, &eq).verdict, Verdict::NoData);
         assert_eq!(
-            check("p", "policy", Some(json!(false)), &eq).verdict,
+            check("p", CheckKind::Policy, None, &eq).verdict,
+            Verdict::NoData
+        );
+        assert_eq!(
+            check("p", CheckKind::Policy, Some(json!(false)), &eq).verdict,
             Verdict::Fail
         );
         assert_eq!(
-            check("p", "policy", Some(json!(true)), &eq).verdict,
+            check("p", CheckKind::Policy, Some(json!(true)), &eq).verdict,
             Verdict::Pass
         );
     }
@@ -890,7 +1010,7 @@ mod tests {
         };
         let r = judge(&Config::default(), "stage", &inputs, false, 0).unwrap();
         assert_eq!(r.result, Verdict::Fail);
-        assert_eq!(r.inputs.policy_from.as_deref(), Some("probe"));
+        assert_eq!(r.inputs.policy_from, Some(PolicyFrom::Probe));
         assert_eq!(r.reasons, ["residency_pass = false fails (== true)"]);
         let mut with_policy = observed.clone();
         with_policy.policy = Some(Policy {
@@ -900,7 +1020,7 @@ mod tests {
         inputs.observed = &with_policy;
         let r = judge(&Config::default(), "stage", &inputs, false, 0).unwrap();
         assert_eq!(r.result, Verdict::Pass);
-        assert_eq!(r.inputs.policy_from.as_deref(), Some("slo"));
+        assert_eq!(r.inputs.policy_from, Some(PolicyFrom::Slo));
     }
 
     #[test]

@@ -427,246 +427,391 @@ fn remove_own(path: &Path) -> Result<()> {
     }
 }
 
-fn verdict_str(v: gates::Verdict) -> String {
-    serde_json::to_value(v)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
-}
-
 /// A gate report as a summary row.
 fn stage_row(report: &gates::Report, path: &Path) -> StageRow {
     StageRow {
         stage: report.stage.clone(),
-        result: verdict_str(report.result),
+        result: report.result.into(),
         report: Some(path.display().to_string()),
         checks: report
             .checks
             .iter()
             .map(|c| CheckRow {
-                metric: if c.kind == "regression" {
+                metric: if c.kind == gates::CheckKind::Regression {
                     format!("{} vs baseline %", c.metric)
                 } else {
                     c.metric.clone()
                 },
                 observed: c.observed.clone(),
-                comparator: c.comparator.clone(),
+                comparator: c.comparator,
                 threshold: c.threshold.clone(),
-                verdict: verdict_str(c.verdict),
-                regression: c.kind == "regression",
+                verdict: c.verdict,
+                regression: c.kind == gates::CheckKind::Regression,
             })
             .collect(),
         reasons: report.reasons.clone(),
     }
 }
 
-/// Runs the whole rehearsal; returns the exit code (see [`exit`]).
+/// Runs the whole rehearsal: `Ok(exit::OK)` when every step passed, else an
+/// error carrying the code of the first failure (see [`exit`]). Each step is
+/// a method of [`Run`], in the order of the module documentation.
 pub fn run(root: &Path, args: &GoliveArgs) -> Result<u8> {
-    // Everything the user gave is checked before anything is written.
-    let usage = |e| util::fail(exit::USAGE, e);
-    let version = args.release.clone().unwrap_or_else(util::version_from_env);
-    check_version(&version).map_err(usage)?;
-    let config = gates::Config::load(root, args.config.as_deref())?;
-    let stages = parse_stages(&args.stages, &config).map_err(usage)?;
-    let degrade = slo::parse_degrade(&args.degrade).map_err(usage)?;
-    let seed = slo::resolve_seed(args.seed)?;
-    let checks = unique_checks(&args.checks);
-    let ts = util::now_epoch()?;
-    let key = evidence::Key::from_env()?;
-    key.check_dev(args.strict, "xtask")?;
-    let outs = Outputs::new(&version);
-    remove_leftovers(root, &outs, &outs.all(&version, &config.stage_names()))?;
-    let sh = Shell::new().context("cannot start a shell")?;
-    sh.change_dir(root);
+    let plan = Plan::new(root, args)?;
+    let mut run = Run::start(root, plan)?;
+    run.build_facts()?;
+    run.pre_merge_checks()?;
+    let gateway = run.gateway()?;
+    let baseline = run.baseline(gateway.as_ref())?;
+    run.gates(&baseline, gateway.as_ref())?;
+    run.evidence()?;
+    run.reports()
+}
 
-    let total = 5 + usize::from(!checks.is_empty()) + stages.len();
-    let mut progress = Progress::new(total);
-    let mut notes = Vec::new();
+/// What the user asked for, all checked before anything is written.
+struct Plan {
+    version: String,
+    config: gates::Config,
+    stages: Vec<String>,
+    degrade: slo::Degrade,
+    seed: u64,
+    checks: Vec<Check>,
+    ts: u64,
+    key: evidence::Key,
+    strict: bool,
+}
 
-    progress.step("build facts");
-    let facts = build_facts(&sh, root);
-    if facts.commit.is_none() {
-        notes.push("not a git repository (or git is missing): no commit recorded".to_string());
+impl Plan {
+    fn new(root: &Path, args: &GoliveArgs) -> Result<Plan> {
+        let usage = |e| util::fail(exit::USAGE, e);
+        let version = args.release.clone().unwrap_or_else(util::version_from_env);
+        check_version(&version).map_err(usage)?;
+        let config = gates::Config::load(root, args.config.as_deref())?;
+        let stages = parse_stages(&args.stages, &config).map_err(usage)?;
+        let degrade = slo::parse_degrade(&args.degrade).map_err(usage)?;
+        let seed = slo::resolve_seed(args.seed)?;
+        let ts = util::now_epoch()?;
+        let key = evidence::Key::from_env()?;
+        key.check_dev(args.strict, "xtask")?;
+        Ok(Plan {
+            version,
+            config,
+            stages,
+            degrade,
+            seed,
+            checks: unique_checks(&args.checks),
+            ts,
+            key,
+            strict: args.strict,
+        })
     }
-    util::write_json(
-        &root.join(&outs.build),
-        &json!({ "version": version, "generatedAt": util::rfc3339(ts), "facts": facts }),
-    )?;
+}
 
-    let mut summary = Summary {
-        version: version.clone(),
-        generated_at: util::rfc3339(ts),
-        seed,
-        strict: args.strict,
-        result: "PASS".to_string(),
-        exit_code: exit::OK,
-        facts,
-        checks: Vec::new(),
-        gateway: None,
-        stages: Vec::new(),
-        evidence: None,
-        notes: Vec::new(),
-    };
-    let mut code = exit::OK;
-    // Why the run does not pass: the one line on stderr at the end.
-    let mut failure = None;
+/// A run in progress: the plan, and what the steps found so far.
+struct Run<'a> {
+    root: &'a Path,
+    plan: Plan,
+    outs: Outputs,
+    sh: Shell,
+    progress: Progress,
+    summary: Summary,
+    /// Notes for the reports, in the order they arose.
+    notes: Vec<String>,
+    /// The exit code of the first failure, and why (the line on stderr).
+    code: u8,
+    failure: Option<String>,
+}
 
-    if checks.is_empty() {
-        remove_own(&root.join(&outs.checks))?;
-    } else {
-        let names: Vec<&str> = checks.iter().map(|c| c.name()).collect();
-        progress.step(&format!("pre-merge checks: {}", names.join(", ")));
-        for &check in &checks {
-            let name = check.name();
-            let run = progress.suspend(|| run_check(&sh, check));
-            progress.println(&format!(
-                "check {name}: {} in {:.1} s",
+/// The baseline every stage is compared with, and the probe's policy results.
+struct Baseline {
+    snapshot: slo::Snapshot,
+    file: gates::FileRef,
+    probe: Option<slo::Policy>,
+    probe_file: Option<gates::FileRef>,
+}
+
+impl<'a> Run<'a> {
+    /// Removes what an interrupted run left, and starts the progress display.
+    fn start(root: &'a Path, plan: Plan) -> Result<Run<'a>> {
+        let outs = Outputs::new(&plan.version);
+        remove_leftovers(
+            root,
+            &outs,
+            &outs.all(&plan.version, &plan.config.stage_names()),
+        )?;
+        let sh = Shell::new().context("cannot start a shell")?;
+        sh.change_dir(root);
+        let total = 5 + usize::from(!plan.checks.is_empty()) + plan.stages.len();
+        let summary = Summary {
+            version: plan.version.clone(),
+            generated_at: util::rfc3339(plan.ts),
+            seed: plan.seed,
+            strict: plan.strict,
+            result: gates::Verdict::Pass,
+            exit_code: exit::OK,
+            facts: Facts::default(),
+            checks: Vec::new(),
+            gateway: None,
+            stages: Vec::new(),
+            evidence: None,
+            notes: Vec::new(),
+        };
+        Ok(Run {
+            root,
+            plan,
+            outs,
+            sh,
+            progress: Progress::new(total),
+            summary,
+            notes: Vec::new(),
+            code: exit::OK,
+            failure: None,
+        })
+    }
+
+    /// Records a failure that stops the rollout: the first one sets the exit code.
+    fn stop(&mut self, code: u8, why: String) {
+        if self.code == exit::OK {
+            self.code = code;
+            self.failure = Some(why.clone());
+        }
+        self.notes.push(why);
+    }
+
+    /// `root/rel`.
+    fn path(&self, rel: &Path) -> PathBuf {
+        self.root.join(rel)
+    }
+
+    /// Step 1: build facts → `out/build-<version>.json`.
+    fn build_facts(&mut self) -> Result<()> {
+        self.progress.step("build facts");
+        let facts = build_facts(&self.sh, self.root);
+        if facts.commit.is_none() {
+            self.notes
+                .push("not a git repository (or git is missing): no commit recorded".to_string());
+        }
+        util::write_json(
+            &self.path(&self.outs.build),
+            &json!({
+                "version": self.plan.version,
+                "generatedAt": util::rfc3339(self.plan.ts),
+                "facts": facts,
+            }),
+        )?;
+        self.summary.facts = facts;
+        Ok(())
+    }
+
+    /// Step 2 (with `--checks`): the pre-merge checks → `out/checks-<version>.json`.
+    fn pre_merge_checks(&mut self) -> Result<()> {
+        if self.plan.checks.is_empty() {
+            return remove_own(&self.path(&self.outs.checks));
+        }
+        let names: Vec<&str> = self.plan.checks.iter().map(|c| c.name()).collect();
+        self.progress
+            .step(&format!("pre-merge checks: {}", names.join(", ")));
+        for check in self.plan.checks.clone() {
+            let run = self.progress.suspend(|| run_check(&self.sh, check));
+            self.progress.println(&format!(
+                "check {}: {} in {:.1} s",
+                check.name(),
                 if run.ok { "ok" } else { "FAILED" },
                 run.seconds
             ));
-            summary.checks.push(run);
+            self.summary.checks.push(run);
         }
         util::write_json(
-            &root.join(&outs.checks),
-            &json!({ "version": version, "checks": summary.checks }),
+            &self.path(&self.outs.checks),
+            &json!({ "version": self.plan.version, "checks": self.summary.checks }),
         )?;
-        if summary.checks.iter().any(|c| !c.ok) {
-            code = exit::CHECK_FAILED;
-            let why = "a pre-merge check failed: the rollout was not rehearsed".to_string();
-            failure = Some(why.clone());
-            notes.push(why);
+        if self.summary.checks.iter().any(|c| !c.ok) {
+            self.stop(
+                exit::CHECK_FAILED,
+                "a pre-merge check failed: the rollout was not rehearsed".to_string(),
+            );
         }
+        Ok(())
     }
 
-    let mut gateway = None;
-    if code == exit::OK {
-        progress.step("A2A gateway: probe and load");
-        let found = gateway_step(root, &outs, &version, ts)?;
+    /// Step 3: the gateway, probed and loaded (see [`gateway_step`]); not
+    /// after a failed check.
+    fn gateway(&mut self) -> Result<Option<GatewayFound>> {
+        if self.code != exit::OK {
+            // Not probed this time: an earlier run's gateway records would be stale evidence.
+            for own in [&self.outs.probe, &self.outs.measured, &self.outs.decisions] {
+                remove_own(&self.path(own))?;
+            }
+            return Ok(None);
+        }
+        self.progress.step("A2A gateway: probe and load");
+        let found = gateway_step(self.root, &self.outs, &self.plan.version, self.plan.ts)?;
         if let Some(why) = &found.failure {
-            code = exit::GATE_FAILED;
-            let why = format!("{why}: the rollout stops before the first stage");
-            failure = Some(why.clone());
-            notes.push(why);
+            self.stop(
+                exit::GATE_FAILED,
+                format!("{why}: the rollout stops before the first stage"),
+            );
         }
-        summary.gateway = Some(found.row.clone());
-        gateway = Some(found);
-    } else {
-        // Not probed this time: an earlier run's gateway records would be stale evidence.
-        for own in [&outs.probe, &outs.measured, &outs.decisions] {
-            remove_own(&root.join(own))?;
-        }
+        self.summary.gateway = Some(found.row.clone());
+        Ok(Some(found))
     }
 
-    progress.step("SLO baseline");
-    let baseline = slo::simulate(&version, ts, seed, &slo::Degrade::new());
-    baseline.save(&root.join(&outs.baseline))?;
-    let baseline_file = file_ref(root, &outs.baseline)?;
-    // The probe feeds every stage's policy checks; its reference is taken once.
-    let probe_policy = gateway.as_ref().and_then(|g| g.policy);
-    let probe_file = match probe_policy {
-        Some(_) => Some(file_ref(root, &outs.probe)?),
-        None => None,
-    };
+    /// Step 4: the SLO baseline → `out/slo-<version>-baseline.json`.
+    fn baseline(&mut self, gateway: Option<&GatewayFound>) -> Result<Baseline> {
+        self.progress.step("SLO baseline");
+        let p = &self.plan;
+        let snapshot = slo::simulate(&p.version, p.ts, p.seed, &slo::Degrade::new());
+        snapshot.save(&self.path(&self.outs.baseline))?;
+        // The probe feeds every stage's policy checks; its reference is taken once.
+        let probe = gateway.and_then(|g| g.policy);
+        let probe_file = match probe {
+            Some(_) => Some(file_ref(self.root, &self.outs.probe)?),
+            None => None,
+        };
+        Ok(Baseline {
+            snapshot,
+            file: file_ref(self.root, &self.outs.baseline)?,
+            probe,
+            probe_file,
+        })
+    }
 
-    let mut stopped = code != exit::OK;
-    for stage in config.stage_names() {
-        let path = Outputs::gate(&version, stage);
-        let wanted = stages.iter().any(|s| s == stage);
-        if !wanted {
-            remove_own(&root.join(&path))?;
-            continue;
+    /// Step 5: the gate of every stage in rollout order → `out/gates-<stage>-<version>.json`.
+    /// A failed stage stops the rollout: later stages are `NOT RUN`. Reports
+    /// of stages not asked for this time are removed.
+    fn gates(&mut self, baseline: &Baseline, gateway: Option<&GatewayFound>) -> Result<()> {
+        let mut stopped = self.code != exit::OK;
+        let names: Vec<String> = self
+            .plan
+            .config
+            .stage_names()
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        for stage in names {
+            let path = Outputs::gate(&self.plan.version, &stage);
+            if !self.plan.stages.contains(&stage) {
+                remove_own(&self.path(&path))?;
+                continue;
+            }
+            self.progress.step(&format!("gate {stage}"));
+            if stopped {
+                remove_own(&self.path(&path))?;
+                self.summary.stages.push(StageRow {
+                    stage,
+                    result: gates::StageResult::NotRun,
+                    report: None,
+                    checks: Vec::new(),
+                    reasons: Vec::new(),
+                });
+                continue;
+            }
+            let report = self.gate(&stage, baseline, gateway.and_then(|g| g.p95_ms))?;
+            util::write_json(
+                &self.path(&path),
+                &serde_json::to_value(&report).context("cannot serialise a gate report")?,
+            )?;
+            self.progress
+                .println(&format!("gate {stage}: {}", report.result));
+            if report.result == gates::Verdict::Warn && self.summary.result == gates::Verdict::Pass
+            {
+                self.summary.result = gates::Verdict::Warn;
+            }
+            if !report.passed() {
+                stopped = true;
+                self.stop(
+                    exit::GATE_FAILED,
+                    format!("gate {stage} failed: the rollout stops there"),
+                );
+            }
+            self.summary.stages.push(stage_row(&report, &path));
         }
-        progress.step(&format!("gate {stage}"));
-        if stopped {
-            remove_own(&root.join(&path))?;
-            summary.stages.push(StageRow {
-                stage: stage.to_string(),
-                result: "NOT RUN".to_string(),
-                report: None,
-                checks: Vec::new(),
-                reasons: Vec::new(),
-            });
-            continue;
-        }
-        let mut observed = gates::simulate_stage(stage, &version, ts, seed, &degrade);
-        if let Some(p95) = gateway.as_ref().and_then(|g| g.p95_ms) {
+        Ok(())
+    }
+
+    /// Judges one stage on its simulated observations and the gateway's measured p95.
+    fn gate(&self, stage: &str, baseline: &Baseline, p95_ms: Option<f64>) -> Result<gates::Report> {
+        let p = &self.plan;
+        let mut observed = gates::simulate_stage(stage, &p.version, p.ts, p.seed, &p.degrade);
+        if let Some(p95) = p95_ms {
             observed.set_metric(gates::A2A_P95, p95);
         }
         let inputs = gates::Inputs {
             observed: &observed,
             observed_file: None,
-            baseline: Some(&baseline),
-            baseline_file: Some(baseline_file.clone()),
-            probe: probe_policy,
-            probe_file: probe_file.clone(),
+            baseline: Some(&baseline.snapshot),
+            baseline_file: Some(baseline.file.clone()),
+            probe: baseline.probe,
+            probe_file: baseline.probe_file.clone(),
         };
-        let report = gates::judge(&config, stage, &inputs, args.strict, ts)?;
-        util::write_json(
-            &root.join(&path),
-            &serde_json::to_value(&report).context("cannot serialise a gate report")?,
+        gates::judge(&p.config, stage, &inputs, p.strict, p.ts)
+    }
+
+    /// Step 6: `out/` packed into `dist/evidence-<version>.json`, signed, then verified.
+    fn evidence(&mut self) -> Result<()> {
+        self.progress.step("evidence: pack and verify");
+        let opts = evidence::PackOptions {
+            root: self.root.to_path_buf(),
+            dir: PathBuf::from("out"),
+            out: self.outs.bundle.clone(),
+            version: self.plan.version.clone(),
+            ts: self.plan.ts,
+        };
+        let bundle = evidence::pack(&opts, &self.plan.key)?;
+        let verdict = evidence::verify(
+            self.root,
+            &bundle,
+            &self.outs.bundle,
+            &self.plan.key,
+            self.plan.strict,
+        );
+        if !verdict.ok && self.code == exit::OK {
+            self.code = exit::NOT_VERIFIED;
+            self.failure = Some(format!(
+                "the evidence bundle {} does not verify: {}",
+                self.outs.bundle.display(),
+                verdict.reasons.join("; ")
+            ));
+        }
+        self.summary.evidence = Some(EvidenceRow {
+            bundle: self.outs.bundle.display().to_string(),
+            files: bundle.manifest.artifacts.len(),
+            signature_ok: verdict.signature_ok,
+            ok: verdict.ok,
+            reasons: verdict.reasons,
+        });
+        Ok(())
+    }
+
+    /// Step 7: the reports (terminal, Markdown, HTML, the step summary); ends
+    /// the run with its exit code.
+    fn reports(mut self) -> Result<u8> {
+        self.progress.step("reports");
+        if self.code != exit::OK {
+            self.summary.result = gates::Verdict::Fail;
+        }
+        self.summary.exit_code = self.code;
+        self.summary.notes = std::mem::take(&mut self.notes);
+        let md = report::markdown(&self.summary);
+        util::write_atomic(&self.path(&self.outs.markdown), md.as_bytes())?;
+        util::write_atomic(
+            &self.path(&self.outs.html),
+            report::html(&self.summary).as_bytes(),
         )?;
-        progress.println(&format!("gate {stage}: {}", verdict_str(report.result)));
-        if report.result == gates::Verdict::Warn && summary.result == "PASS" {
-            summary.result = "WARN".to_string();
+        if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) {
+            append(Path::new(&path), &md)?;
         }
-        if !report.passed() {
-            stopped = true;
-            code = exit::GATE_FAILED;
-            let why = format!("gate {stage} failed: the rollout stops there");
-            failure = Some(why.clone());
-            notes.push(why);
+        self.progress.finish();
+        util::print_stdout(&report::terminal(&self.summary))?;
+        util::println_stdout(&format!(
+            "reports: {} and {}",
+            self.outs.markdown.display(),
+            self.outs.html.display()
+        ))?;
+        match self.failure {
+            None => Ok(exit::OK),
+            Some(why) => Err(util::fail(self.code, anyhow::anyhow!(why))),
         }
-        summary.stages.push(stage_row(&report, &path));
-    }
-
-    progress.step("evidence: pack and verify");
-    let opts = evidence::PackOptions {
-        root: root.to_path_buf(),
-        dir: PathBuf::from("out"),
-        out: outs.bundle.clone(),
-        version: version.clone(),
-        ts,
-    };
-    let bundle = evidence::pack(&opts, &key)?;
-    let verdict = evidence::verify(root, &bundle, &outs.bundle, &key, args.strict);
-    if !verdict.ok && code == exit::OK {
-        code = exit::NOT_VERIFIED;
-        failure = Some(format!(
-            "the evidence bundle {} does not verify: {}",
-            outs.bundle.display(),
-            verdict.reasons.join("; ")
-        ));
-    }
-    summary.evidence = Some(EvidenceRow {
-        bundle: outs.bundle.display().to_string(),
-        files: bundle.manifest.artifacts.len(),
-        signature_ok: verdict.signature_ok,
-        ok: verdict.ok,
-        reasons: verdict.reasons.clone(),
-    });
-
-    progress.step("reports");
-    if code != exit::OK {
-        summary.result = "FAIL".to_string();
-    }
-    summary.exit_code = code;
-    summary.notes = notes;
-    let md = report::markdown(&summary);
-    util::write_atomic(&root.join(&outs.markdown), md.as_bytes())?;
-    util::write_atomic(&root.join(&outs.html), report::html(&summary).as_bytes())?;
-    if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) {
-        append(Path::new(&path), &md)?;
-    }
-    progress.finish();
-    util::print_stdout(&report::terminal(&summary))?;
-    util::println_stdout(&format!(
-        "reports: {} and {}",
-        outs.markdown.display(),
-        outs.html.display()
-    ))?;
-    match failure {
-        None => Ok(exit::OK),
-        Some(why) => Err(util::fail(code, anyhow::anyhow!(why))),
     }
 }
 

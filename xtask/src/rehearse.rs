@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::Serialize;
 
+pub use crate::gates::StageResult;
 use crate::gates::{self, Report};
 use crate::{a2a, slo};
 
@@ -65,23 +66,6 @@ impl Default for Options {
             strict: false,
         }
     }
-}
-
-/// A stage's outcome in a rollout: its gate's verdict, or not run because an
-/// earlier stage failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub enum StageResult {
-    #[serde(rename = "PASS")]
-    Pass,
-    #[serde(rename = "WARN")]
-    Warn,
-    #[serde(rename = "FAIL")]
-    Fail,
-    /// No check had data, and none was required.
-    #[serde(rename = "NO_DATA")]
-    NoData,
-    #[serde(rename = "NOT RUN")]
-    NotRun,
 }
 
 /// One stage of a rehearsal.
@@ -134,12 +118,7 @@ pub fn rehearse(root: &Path, opts: &Options) -> Result<Rehearsal> {
         stopped = !report.passed();
         outcomes.push(StageOutcome {
             stage,
-            result: match report.result {
-                gates::Verdict::NoData => StageResult::NoData,
-                gates::Verdict::Pass => StageResult::Pass,
-                gates::Verdict::Warn => StageResult::Warn,
-                gates::Verdict::Fail => StageResult::Fail,
-            },
+            result: report.result.into(),
             report: Some(report),
         });
     }

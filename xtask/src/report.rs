@@ -11,6 +11,8 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use crate::gates::{Comparator, StageResult, Verdict};
+
 /// Everything a go-live run found, in the order it found it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
@@ -20,7 +22,7 @@ pub struct Summary {
     pub seed: u64,
     pub strict: bool,
     /// `PASS`, `WARN` or `FAIL`.
-    pub result: String,
+    pub result: Verdict,
     pub exit_code: u8,
     pub facts: Facts,
     pub checks: Vec<CheckRun>,
@@ -31,7 +33,7 @@ pub struct Summary {
     pub notes: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Facts {
     pub commit: Option<String>,
     pub dirty: Option<bool>,
@@ -66,8 +68,7 @@ pub struct GatewayRow {
 #[derive(Debug, Clone, Serialize)]
 pub struct StageRow {
     pub stage: String,
-    /// `PASS`, `WARN`, `FAIL` or `NOT RUN`.
-    pub result: String,
+    pub result: StageResult,
     pub report: Option<String>,
     pub checks: Vec<CheckRow>,
     pub reasons: Vec<String>,
@@ -79,9 +80,9 @@ pub struct StageRow {
 pub struct CheckRow {
     pub metric: String,
     pub observed: serde_json::Value,
-    pub comparator: String,
+    pub comparator: Comparator,
     pub threshold: serde_json::Value,
-    pub verdict: String,
+    pub verdict: Verdict,
     /// A regression check against the baseline (percent worse): shown in
     /// the stage details, not as a column or chart of its own.
     pub regression: bool,
@@ -152,7 +153,7 @@ pub fn terminal(s: &Summary) -> String {
         h
     }];
     for st in &s.stages {
-        let mut r = vec![st.stage.clone(), st.result.clone()];
+        let mut r = vec![st.stage.clone(), st.result.to_string()];
         for m in &metrics {
             r.push(cell(st, m).map_or("-".to_string(), observed_cell));
         }
@@ -425,7 +426,7 @@ fn chart(s: &Summary, metric: &str) -> String {
             let _ = write!(
                 o,
                 r#"<rect class="bar {cls}" x="{x:.1}" y="{top:.1}" width="{bw:.1}" height="{h:.1}"><title>{s}: observed {v}</title></rect><text x="{cx:.1}" y="{vy:.1}" class="value">{v}</text>"#,
-                cls = verdict_class(&c.verdict),
+                cls = verdict_class(c.verdict.as_str()),
                 h = H - BOTTOM - top,
                 s = html_escape(stage),
                 v = num(v),
@@ -441,7 +442,7 @@ fn chart(s: &Summary, metric: &str) -> String {
                 x2 = x + bw + 4.0,
                 ty = y(t),
                 s = html_escape(stage),
-                cmp = html_escape(&c.comparator),
+                cmp = html_escape(c.comparator.as_str()),
                 t = num(t)
             );
         }
@@ -469,14 +470,14 @@ pub fn html(s: &Summary) -> String {
         o,
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Go-live rehearsal {v}: {r}</title><style>{CSS}</style></head><body>\n",
         v = e(&s.version),
-        r = e(&s.result)
+        r = e(s.result.as_str())
     );
     let _ = writeln!(
         o,
         "<h1>Go-live rehearsal {} <span class=\"{}\">{}</span></h1>",
         e(&s.version),
-        verdict_class(&s.result),
-        e(&s.result)
+        verdict_class(s.result.as_str()),
+        e(s.result.as_str())
     );
     let _ = writeln!(
         o,
@@ -533,8 +534,8 @@ pub fn html(s: &Summary) -> String {
             o,
             "<tr><td>{}</td><td class=\"{}\">{}</td><td>{}</td></tr>",
             e(&st.stage),
-            verdict_class(&st.result),
-            e(&st.result),
+            verdict_class(st.result.as_str()),
+            e(st.result.as_str()),
             st.reasons
                 .iter()
                 .map(|r| e(r))
@@ -559,10 +560,10 @@ pub fn html(s: &Summary) -> String {
                 "<tr><td>{}</td><td>{}</td><td>{} {}</td><td class=\"{}\">{}</td></tr>",
                 e(&c.metric),
                 e(&value_text(&c.observed)),
-                e(&c.comparator),
+                e(c.comparator.as_str()),
                 e(&value_text(&c.threshold)),
-                verdict_class(&c.verdict),
-                e(&c.verdict)
+                verdict_class(c.verdict.as_str()),
+                e(c.verdict.as_str())
             );
         }
         o.push_str("</table>\n");

@@ -64,7 +64,7 @@ fn an_objective_in_golive_toml_changes_the_report_of_its_stage_only() {
     let reads = |r: &xtask::gates::Report| {
         r.checks
             .iter()
-            .find(|c| c.metric == "GraphQL.reads.p95_ms" && c.kind == "slo")
+            .find(|c| c.metric == "GraphQL.reads.p95_ms" && c.kind == xtask::gates::CheckKind::Slo)
             .unwrap()
             .clone()
     };
