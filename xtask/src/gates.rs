@@ -96,6 +96,15 @@ impl FileRef {
             sha256: util::hex(&Sha256::digest(bytes)),
         }
     }
+
+    /// Reads an input file (`path`, relative to `root`) with its reference:
+    /// the one way the kit reads a file that a report names.
+    pub fn read(root: &Path, path: &Path) -> Result<(Vec<u8>, FileRef)> {
+        let bytes = std::fs::read(root.join(path))
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let file = FileRef::of(path, &bytes);
+        Ok((bytes, file))
+    }
 }
 
 /// The gate configuration: stages in order, their objectives, the
@@ -247,12 +256,11 @@ impl Config {
             None if root.join(default).is_file() => default,
             None => return Ok(Config::default()),
         };
-        let bytes = std::fs::read(root.join(path))
-            .with_context(|| format!("cannot read {}", path.display()))?;
+        let (bytes, file) = FileRef::read(root, path)?;
         let text = std::str::from_utf8(&bytes)
             .map_err(|_| anyhow!("{}: not UTF-8 text", path.display()))?;
         let mut config = Config::parse(text, &path.display().to_string())?;
-        config.file = Some(FileRef::of(path, &bytes));
+        config.file = Some(file);
         Ok(config)
     }
 
@@ -782,14 +790,6 @@ fn reason(c: &Check) -> Option<String> {
     })
 }
 
-/// Reads a file named on the command line (relative to `root`) with its reference.
-fn read_input(root: &Path, path: &Path) -> Result<(Vec<u8>, FileRef)> {
-    let bytes = std::fs::read(root.join(path))
-        .with_context(|| format!("cannot read {}", path.display()))?;
-    let file = FileRef::of(path, &bytes);
-    Ok((bytes, file))
-}
-
 /// The policy results of an A2A probe result file (`{"policy": {...}, ...}`).
 pub fn parse_probe(bytes: &[u8], name: &str) -> Result<Policy> {
     #[derive(Deserialize)]
@@ -811,7 +811,7 @@ pub fn run(root: &Path, args: &crate::flags::GatesArgs) -> Result<u8> {
     let ts = util::now_epoch()?;
     let (observed, observed_file) = match &args.slo {
         Some(path) => {
-            let (bytes, file) = read_input(root, path)?;
+            let (bytes, file) = FileRef::read(root, path)?;
             (Snapshot::parse(&bytes, &file.path)?, Some(file))
         }
         None => {
@@ -827,14 +827,14 @@ pub fn run(root: &Path, args: &crate::flags::GatesArgs) -> Result<u8> {
     };
     let (baseline, baseline_file) = match &args.baseline {
         Some(path) => {
-            let (bytes, file) = read_input(root, path)?;
+            let (bytes, file) = FileRef::read(root, path)?;
             (Some(Snapshot::parse(&bytes, &file.path)?), Some(file))
         }
         None => (None, None),
     };
     let (probe, probe_file) = match &args.probe {
         Some(path) => {
-            let (bytes, file) = read_input(root, path)?;
+            let (bytes, file) = FileRef::read(root, path)?;
             (Some(parse_probe(&bytes, &file.path)?), Some(file))
         }
         None => (None, None),

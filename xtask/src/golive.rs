@@ -288,9 +288,7 @@ struct GatewayFound {
 /// Results go to `out/`: the probe, the measured snapshot and (in-process)
 /// the decision log.
 fn gateway_step(root: &Path, outs: &Outputs, version: &str, ts: u64) -> Result<GatewayFound> {
-    let external = std::env::var("A2A_URL")
-        .ok()
-        .filter(|u| !u.trim().is_empty());
+    let external = a2a::url_from_env();
     let decisions = root.join(&outs.decisions);
     let partial = root.join(&outs.decisions_partial);
     let gateway = match &external {
@@ -307,7 +305,7 @@ fn gateway_step(root: &Path, outs: &Outputs, version: &str, ts: u64) -> Result<G
         }
     };
     let url = match (&external, &gateway) {
-        (Some(u), _) => u.trim().to_string(),
+        (Some(u), _) => u.clone(),
         (None, Some(g)) => g.url(),
         (None, None) => unreachable!("a gateway was started"),
     };
@@ -357,10 +355,7 @@ fn gateway_step(root: &Path, outs: &Outputs, version: &str, ts: u64) -> Result<G
     row.allow = probe.example.allow;
     row.residency_pass = probe.policy.residency_pass;
     row.persisted_only = probe.policy.persisted_only;
-    let policy = Some(slo::Policy {
-        residency_pass: probe.policy.residency_pass,
-        persisted_only: probe.policy.persisted_only,
-    });
+    let policy = Some(probe.policy);
     let mut failure = (!probe.example.allow).then(|| {
         format!(
             "A2A gateway denied the seed's example request: {}",
@@ -376,7 +371,7 @@ fn gateway_step(root: &Path, outs: &Outputs, version: &str, ts: u64) -> Result<G
             row.p99_ms = load.p99_ms;
             p95_ms = Some(load.p95_ms);
             let snapshot = a2a::measured_snapshot(&probe, &load, version, ts);
-            util::write_json(&root.join(&outs.measured), &snapshot)?;
+            snapshot.save(&root.join(&outs.measured))?;
             if load.errors > 0 {
                 failure.get_or_insert(format!(
                     "A2A load: {} of {} requests failed ({})",
@@ -413,9 +408,7 @@ fn remove_leftovers(root: &Path, outs: &Outputs, own: &[PathBuf]) -> Result<()> 
 
 /// A reference (path and sha256) to a file this run wrote, for a report's inputs.
 fn file_ref(root: &Path, rel: &Path) -> Result<gates::FileRef> {
-    let bytes =
-        std::fs::read(root.join(rel)).with_context(|| format!("cannot read {}", rel.display()))?;
-    Ok(gates::FileRef::of(rel, &bytes))
+    gates::FileRef::read(root, rel).map(|(_, file)| file)
 }
 
 /// Removes a file this task wrote on an earlier run; a missing one is fine.

@@ -184,9 +184,5 @@ fn probe_policy() -> Result<slo::Policy> {
     gateway
         .shutdown()
         .context("cannot stop the in-process A2A gateway")?;
-    let probed = probed?;
-    Ok(slo::Policy {
-        residency_pass: probed.policy.residency_pass,
-        persisted_only: probed.policy.persisted_only,
-    })
+    Ok(probed?.policy)
 }

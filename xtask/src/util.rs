@@ -259,15 +259,42 @@ pub fn read_limited(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// The digits of lowercase hex, the only hex the kit writes or accepts.
+const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
+
 /// Lowercase hex of `bytes`.
 pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 2);
     for b in bytes {
-        s.push(DIGITS[usize::from(b >> 4)] as char);
-        s.push(DIGITS[usize::from(b & 15)] as char);
+        s.push(HEX_DIGITS[usize::from(b >> 4)] as char);
+        s.push(HEX_DIGITS[usize::from(b & 15)] as char);
     }
     s
+}
+
+/// Whether `hex` (lowercase) spells `bytes`, without building a string.
+pub fn hex_eq(bytes: &[u8], hex: &str) -> bool {
+    hex.len() == bytes.len() * 2
+        && bytes.iter().zip(hex.as_bytes().chunks(2)).all(|(b, h)| {
+            h[0] == HEX_DIGITS[usize::from(b >> 4)] && h[1] == HEX_DIGITS[usize::from(b & 15)]
+        })
+}
+
+/// Whether `s` is `len` lowercase hex digits.
+pub fn is_hex(s: &str, len: usize) -> bool {
+    s.len() == len && s.bytes().all(|b| HEX_DIGITS.contains(&b))
+}
+
+/// The bytes that lowercase hex `s` spells; `None` when it is not such hex.
+pub fn unhex(s: &str) -> Option<Vec<u8>> {
+    let val = |b: u8| HEX_DIGITS.iter().position(|&d| d == b).map(|d| d as u8);
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    s.as_bytes()
+        .chunks(2)
+        .map(|p| Some(val(p[0])? << 4 | val(p[1])?))
+        .collect()
 }
 
 /// The release version: `MC_VERSION`, else the seed's `v0.3.2-mc`.
@@ -327,6 +354,16 @@ mod tests {
     #[test]
     fn hex_is_lowercase() {
         assert_eq!(hex(&[0x00, 0xab, 0xff]), "00abff");
+    }
+
+    #[test]
+    fn hex_round_trips_and_is_checked() {
+        assert_eq!(unhex("00abff"), Some(vec![0, 0xab, 0xff]));
+        for bad in ["0g", "0", "AB"] {
+            assert_eq!(unhex(bad), None, "{bad}");
+        }
+        assert!(hex_eq(&[0, 0xab], "00ab") && !hex_eq(&[0, 0xab], "00AB") && !hex_eq(&[0], "000"));
+        assert!(is_hex("00ab", 4) && !is_hex("00ab", 6) && !is_hex("00AB", 4));
     }
 
     #[test]

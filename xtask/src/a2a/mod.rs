@@ -139,14 +139,20 @@ async fn wait_for_stop_signal() -> Result<()> {
     Ok(())
 }
 
+/// The gateway `$A2A_URL` names (trimmed), when it is set and not empty: the
+/// one place the kit reads that variable (`golive` and `a2a probe` use it).
+pub fn url_from_env() -> Option<String> {
+    std::env::var("A2A_URL")
+        .ok()
+        .map(|u| u.trim().to_string())
+        .filter(|u| !u.is_empty())
+}
+
 /// `cargo xtask a2a probe`: probe a gateway (`--url`, else `$A2A_URL`, else an
 /// in-process one), optionally load it, print the result and write it to `--out`.
 pub fn run_probe(root: &Path, args: &crate::flags::ProbeArgs) -> Result<u8> {
-    let env_url = std::env::var("A2A_URL")
-        .ok()
-        .filter(|u| !u.trim().is_empty());
     let mut local = None;
-    let url = match args.url.clone().or(env_url) {
+    let url = match args.url.clone().or_else(url_from_env) {
         Some(url) => url,
         None => {
             let gateway = Gateway::start(GatewayOptions::default())?;
@@ -169,12 +175,13 @@ pub fn run_probe(root: &Path, args: &crate::flags::ProbeArgs) -> Result<u8> {
                 loaded.errors, loaded.requests
             );
         }
-        measured_snapshot(
+        let snapshot = measured_snapshot(
             &probed,
             &loaded,
             &crate::util::version_from_env(),
             crate::util::now_epoch()?,
-        )
+        );
+        serde_json::to_value(snapshot).context("cannot serialise the snapshot")?
     } else {
         probed.to_json()
     };

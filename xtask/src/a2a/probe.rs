@@ -19,19 +19,16 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::{provenance_hash, seed_request};
+use crate::slo::{self, round3, Snapshot, Source};
 
 /// Per-request timeout of the probe and the load.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What the policy checks of a probe found: `true` when the gateway enforced
-/// the rule (denied the request that breaks it). Gates read exactly these keys.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct PolicyChecks {
-    /// A residency the tenant may not use (`EU` for `TENANT_001`) was denied.
-    pub residency_pass: bool,
-    /// A `pqid` that is not on the persisted-query allowlist was denied.
-    pub persisted_only: bool,
-}
+/// the rule (denied the request that breaks it: a residency the tenant may not
+/// use, a `pqid` off the persisted-query allowlist). It is the snapshot's
+/// [`slo::Policy`], which the gates read.
+pub type PolicyChecks = slo::Policy;
 
 /// One checked answer of the gateway.
 #[derive(Debug, Clone, Serialize)]
@@ -58,7 +55,7 @@ pub struct ProbeResult {
     /// The example request's whole response body.
     pub response: Value,
     /// Whether the gateway enforced the residency and persisted-query rules.
-    pub policy: PolicyChecks,
+    pub policy: slo::Policy,
     /// The answers to the residency and pqid requests.
     pub checks: ProbeChecks,
 }
@@ -143,7 +140,7 @@ pub fn probe(base: &str) -> Result<ProbeResult> {
 
     Ok(ProbeResult {
         url,
-        policy: PolicyChecks {
+        policy: slo::Policy {
             residency_pass: example.allow && !residency.allow,
             persisted_only: example.allow && !pqid.allow,
         },
@@ -351,10 +348,6 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
-fn round3(x: f64) -> f64 {
-    (x * 1000.0).round() / 1000.0
-}
-
 /// A measured SLO snapshot from a probe and a load:
 /// `{"version", "capturedAt", "source": "measured", "endpoints": {"A2A.perform.p50_ms", ...p95, ...p99},
 /// "availability", "requests", "errors", "policy": {"residency_pass", "persisted_only"}}`.
@@ -363,21 +356,20 @@ pub fn measured_snapshot(
     load: &LoadResult,
     version: &str,
     captured_at: u64,
-) -> Value {
-    json!({
-        "version": version,
-        "capturedAt": crate::util::rfc3339(captured_at),
-        "source": "measured",
-        "endpoints": {
-            "A2A.perform.p50_ms": load.p50_ms,
-            "A2A.perform.p95_ms": load.p95_ms,
-            "A2A.perform.p99_ms": load.p99_ms,
-        },
-        "availability": load.availability,
-        "requests": load.requests,
-        "errors": load.errors,
-        "policy": probe.policy,
-    })
+) -> Snapshot {
+    let mut snap = Snapshot::new(version, captured_at, Source::Measured);
+    for (metric, value) in [
+        ("A2A.perform.p50_ms", load.p50_ms),
+        ("A2A.perform.p95_ms", load.p95_ms),
+        ("A2A.perform.p99_ms", load.p99_ms),
+    ] {
+        snap.set_metric(metric, value);
+    }
+    snap.availability = load.availability;
+    snap.requests = Some(load.requests);
+    snap.errors = Some(load.errors);
+    snap.policy = Some(probe.policy);
+    snap
 }
 
 #[cfg(test)]

@@ -135,7 +135,7 @@ pub fn parse_bundle(bytes: &[u8]) -> Result<Bundle> {
             m.signing.algo
         );
     }
-    if !is_hex64(&bundle.signature) {
+    if !util::is_hex(&bundle.signature, 64) {
         bail!("signature is not 64 lowercase hex digits");
     }
     if m.signing.algo == ALGO_HMAC && m.dir.is_none() {
@@ -143,7 +143,7 @@ pub fn parse_bundle(bytes: &[u8]) -> Result<Bundle> {
     }
     let mut seen = BTreeSet::new();
     for a in &m.artifacts {
-        if !is_hex64(&a.sha256) {
+        if !util::is_hex(&a.sha256, 64) {
             bail!(
                 "artifact {:?}: sha256 is not 64 lowercase hex digits",
                 a.path
@@ -214,12 +214,6 @@ impl Named for Signing {
 }
 impl Named for Artifact {
     const WHAT: &'static str = "each artifact";
-}
-
-fn is_hex64(s: &str) -> bool {
-    s.len() == 64
-        && s.bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 #[cfg(test)]

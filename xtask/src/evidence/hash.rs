@@ -14,15 +14,6 @@ use crate::util;
 /// A file's sha256 and size, or why it could not be hashed.
 pub(super) type Hashed = std::io::Result<([u8; 32], u64)>;
 
-/// Whether `hex` (lowercase, as bundles hold it) spells `digest`.
-pub(super) fn hex_eq(digest: &[u8; 32], hex: &str) -> bool {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    hex.len() == 64
-        && digest.iter().zip(hex.as_bytes().chunks(2)).all(|(b, h)| {
-            h[0] == DIGITS[usize::from(b >> 4)] && h[1] == DIGITS[usize::from(b & 15)]
-        })
-}
-
 /// The read buffer of each hashing worker. Measured on a 2-core EPYC: with
 /// 64 KiB the data the kernel copies in is still in cache when SHA-256 reads
 /// it; 128 KiB and more triple the kernel's time (sys 0.05 s against 0.22 s

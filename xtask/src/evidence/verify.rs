@@ -9,7 +9,7 @@ use hmac::Mac;
 use serde::Serialize;
 
 use super::bundle::{canonical_mac, read_bundle, Bundle, Manifest, ALGO_SEED};
-use super::hash::{hash_all, hex_eq};
+use super::hash::hash_all;
 use super::paths::{check_no_escape, check_real_dir, check_rel_path, OwnBundle};
 use super::seed::seed_signature_ok;
 use super::walk::{walk, Found};
@@ -102,7 +102,7 @@ fn signature_ok(bundle: &Bundle, key: &Key) -> bool {
     if m.signing.algo == ALGO_SEED {
         seed_signature_ok(m, &bundle.signature, key)
     } else {
-        let sig = unhex(&bundle.signature).expect("validated by parse_bundle");
+        let sig = util::unhex(&bundle.signature).expect("validated by parse_bundle");
         canonical_mac(m, key).verify_slice(&sig).is_ok()
     }
 }
@@ -218,7 +218,8 @@ fn compare(
             None => rest.next(),
         };
         match got.expect("every safe path is hashed once") {
-            Ok((sha, size)) if hex_eq(&sha, &a.sha256) && a.size.is_none_or(|s| s == size) => {}
+            Ok((sha, size))
+                if util::hex_eq(&sha, &a.sha256) && a.size.is_none_or(|s| s == size) => {}
             Ok(_) => mismatch.push(a.path.clone()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => missing.push(a.path.clone()),
             Err(e) => rejected.push(Rejected {
@@ -281,14 +282,6 @@ pub fn run_verify(root: &Path, args: &crate::flags::VerifyArgs, prog: &str) -> R
         ));
     }
     Ok(exit::OK)
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    let val = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
-    s.as_bytes()
-        .chunks(2)
-        .map(|p| Some(val(p[0])? << 4 | val(*p.get(1)?)?))
-        .collect()
 }
 
 #[cfg(test)]
@@ -367,11 +360,5 @@ mod tests {
         assert_eq!(v.rejected.len(), 1, "{v:?}");
         assert_eq!(v.rejected[0].path, "out/a");
         assert!(v.rejected[0].reason.contains("symbolic link"), "{v:?}");
-    }
-
-    #[test]
-    fn unhex_round_trips() {
-        assert_eq!(unhex("00abff"), Some(vec![0, 0xab, 0xff]));
-        assert_eq!(unhex("0g"), None);
     }
 }
