@@ -10,7 +10,7 @@ use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 use a2a_http::{good_request, post, seed_body, send_raw, Outcome, RawResponse};
-use common::{run, stderr, stdout, temp_project, xtask};
+use common::{assert_one_line_error, run, stderr, stdout, temp_project, xtask};
 use serde_json::{json, Value};
 use xtask::a2a::{self, Gateway, GatewayOptions, PolicySource};
 
@@ -363,13 +363,7 @@ fn a2a_probe_fails_on_a_wrong_hash() {
 
     let project = temp_project();
     let out = run(xtask(project.path()).args(["a2a", "probe", "--url", &url]));
-    assert_eq!(out.status.code(), Some(1));
-    let err = stderr(&out);
-    assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(
-        err.starts_with("xtask: ") && err.contains("wrong provenance hash"),
-        "{err}"
-    );
+    assert_one_line_error(&out, "xtask", 1, "wrong provenance hash");
 }
 
 #[test]
@@ -400,11 +394,7 @@ fn a2a_probe_cli_bad_url_and_refused_connection_are_one_line_errors() {
         format!("http://127.0.0.1:{port}"),
     ] {
         let out = run(xtask(project.path()).args(["a2a", "probe", "--url", &url]));
-        assert_eq!(out.status.code(), Some(1), "{url}");
-        let err = stderr(&out);
-        assert_eq!(err.lines().count(), 1, "{url}: {err}");
-        assert!(err.starts_with("xtask: "), "{err}");
-        assert!(!err.contains("panicked"), "{err}");
+        assert_one_line_error(&out, "xtask", 1, "");
     }
 }
 
@@ -534,21 +524,14 @@ fn a2a_serve_cli_refuses_a_missing_policy_and_a_busy_address() {
         "--policy",
         "nope.rego",
     ]));
-    assert_eq!(out.status.code(), Some(1));
-    let err = stderr(&out);
-    assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(
-        err.starts_with("xtask: cannot read policy ") && err.contains("nope.rego"),
-        "{err}"
-    );
+    let line = assert_one_line_error(&out, "xtask", 1, "nope.rego");
+    assert!(line.starts_with("xtask: cannot read policy "), "{line}");
 
     let gw = gateway();
     let out = run(xtask(project.path()).args(["a2a", "serve", "--addr", &gw.addr().to_string()]));
-    assert_eq!(out.status.code(), Some(1));
-    let err = stderr(&out);
-    assert_eq!(err.lines().count(), 1, "{err}");
+    let line = assert_one_line_error(&out, "xtask", 1, "cannot listen on");
     assert!(
-        err.starts_with(&format!("xtask: cannot listen on {}", gw.addr())),
-        "{err}"
+        line.starts_with(&format!("xtask: cannot listen on {}", gw.addr())),
+        "{line}"
     );
 }

@@ -694,12 +694,7 @@ fn check_refused(root: &Path, bundle: &str, expect: Expect) -> Output {
         "{bundle}: status {:?}\nstdout:\n{out}\nstderr:\n{err}",
         o.status
     );
-    assert_eq!(o.status.code(), Some(2), "{ctx}");
-    assert!(!err.contains("panicked"), "{ctx}");
-    assert!(
-        err.lines().count() <= 1,
-        "at most one line on stderr: {ctx}"
-    );
+    common::assert_one_line_error(&o, "xtask", 2, "");
     match expect {
         Malformed(reason) => {
             assert!(out.is_empty(), "{ctx}");

@@ -291,9 +291,7 @@ fn malformed_bundle_is_a_one_line_error() {
     ] {
         std::fs::write(p.path().join(BUNDLE), text).unwrap();
         let o = run(xtask(p.path()).args(["evidence", "verify", BUNDLE]));
-        assert_eq!(o.status.code(), Some(2), "{text}");
-        let err = stderr(&o);
-        assert_eq!(err.lines().count(), 1, "{err}");
+        let err = common::assert_one_line_error(&o, "xtask", 2, needle);
         assert!(
             err.starts_with(&format!("xtask: malformed bundle {BUNDLE}: ")),
             "{err}"

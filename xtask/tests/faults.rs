@@ -21,14 +21,11 @@ fn previous_bundle(root: &Path) -> Vec<u8> {
 
 /// Checks that `o` failed with `code` and exactly one stderr line starting
 /// `xtask: ` and containing every one of `parts`.
+#[track_caller]
 fn one_line_error(o: &Output, code: i32, parts: &[&str]) {
-    let err = stderr(o);
-    assert_eq!(o.status.code(), Some(code), "stderr: {err}");
-    assert_eq!(err.lines().count(), 1, "one line: {err}");
-    assert!(err.starts_with("xtask: "), "{err}");
-    assert!(!err.contains("panicked"), "{err}");
+    let line = common::assert_one_line_error(o, "xtask", code, "");
     for p in parts {
-        assert!(err.contains(p), "{p:?} in {err}");
+        assert!(line.contains(p), "{p:?} in {line}");
     }
 }
 

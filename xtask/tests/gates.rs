@@ -38,11 +38,7 @@ fn assert_exit(o: &Output, code: i32) {
 #[track_caller]
 /// A one-line error with exit 1 (bad input file) or 2 (bad option value).
 fn assert_one_line_error_code(o: &Output, code: i32, needle: &str) {
-    assert_exit(o, code);
-    let err = stderr(o);
-    assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.starts_with("xtask: ") && err.contains(needle), "{err}");
-    assert!(!err.contains("panicked"), "{err}");
+    common::assert_one_line_error(o, "xtask", code, needle);
 }
 
 fn assert_one_line_error(o: &Output, needle: &str) {

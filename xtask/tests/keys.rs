@@ -248,12 +248,12 @@ fn strict_pack_refuses_the_dev_key_and_writes_nothing() {
         ("file", file),
     ] {
         let o = run(cmd.args(["evidence", "pack", "--strict", "--out", "dist/b.json"]));
-        assert_eq!(o.status.code(), Some(1), "{how}: {}", stderr(&o));
-        assert!(
-            stderr(&o).contains("--strict refuses the development signing key"),
-            "{how}"
+        common::assert_one_line_error(
+            &o,
+            "xtask",
+            1,
+            "--strict refuses the development signing key",
         );
-        assert_eq!(stderr(&o).lines().count(), 1, "{how}: {}", stderr(&o));
         assert!(
             !root.join("dist/b.json").exists(),
             "{how}: nothing is written"
@@ -318,12 +318,11 @@ fn key_file_and_inline_key_together_are_refused() {
         let mut cmd = xtask(root); // sets MC_SIGNING_KEY
         cmd.env("MC_SIGNING_KEY_FILE", root.join("key"));
         let o = run(cmd.args(args));
-        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", stderr(&o));
-        let err = stderr(&o);
-        assert_eq!(err.lines().count(), 1, "{err}");
-        assert!(
-            err.contains("both MC_SIGNING_KEY and MC_SIGNING_KEY_FILE are set"),
-            "{err}"
+        common::assert_one_line_error(
+            &o,
+            "xtask",
+            1,
+            "both MC_SIGNING_KEY and MC_SIGNING_KEY_FILE are set",
         );
     }
     assert!(!root.join("dist/b.json").exists());
@@ -343,10 +342,7 @@ fn empty_or_unreadable_key_file_is_an_error_naming_the_file() {
         let mut cmd = no_key(xtask(root));
         cmd.env("MC_SIGNING_KEY_FILE", root.join(name));
         let o = run(cmd.args(["evidence", "pack", "--out", "dist/b.json"]));
-        let err = stderr(&o);
-        assert_eq!(o.status.code(), Some(1), "{name}: {err}");
-        assert!(err.contains(want), "{name}: {err}");
-        assert_eq!(err.lines().count(), 1, "{err}");
+        let err = common::assert_one_line_error(&o, "xtask", 1, want);
         if want.starts_with("cannot read") {
             assert!(err.contains(name), "the error names the file: {err}");
         }

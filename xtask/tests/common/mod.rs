@@ -126,10 +126,25 @@ pub fn golive_outputs(version: &str) -> Vec<String> {
 
 /// Asserts that `o` ended with exit `code` and said why in one line on stderr:
 /// exactly one line `<prog>: ...` that is not a warning, containing `needle`;
-/// no panic and no backtrace. Progress lines (`golive: ...`) and warnings may
-/// come before it. Returns that line.
+/// no panic and no backtrace. The only other lines allowed are warnings
+/// (`<prog>: warning: ...`) and golive's progress (`golive: ...`). Returns
+/// the error line. Every test of a failure the user can cause goes through here.
 #[track_caller]
 pub fn assert_one_line_error(o: &Output, prog: &str, code: i32, needle: &str) -> String {
+    let (line, others) = error_line(o, prog, code, needle);
+    assert!(others.is_empty(), "nothing else on stderr: {others:?}");
+    line
+}
+
+/// [`assert_one_line_error`] for a command whose children print to stderr
+/// too (`golive --checks` runs cargo): other lines are allowed.
+#[track_caller]
+pub fn assert_error_line_among_others(o: &Output, prog: &str, code: i32, needle: &str) -> String {
+    error_line(o, prog, code, needle).0
+}
+
+#[track_caller]
+fn error_line(o: &Output, prog: &str, code: i32, needle: &str) -> (String, Vec<String>) {
     let (out, err) = (stdout(o), stderr(o));
     let ctx = format!("status {:?}\nstdout:\n{out}\nstderr:\n{err}", o.status);
     assert_eq!(o.status.code(), Some(code), "exit code: {ctx}");
@@ -139,13 +154,14 @@ pub fn assert_one_line_error(o: &Output, prog: &str, code: i32, needle: &str) ->
     );
     let prefix = format!("{prog}: ");
     let warning = format!("{prog}: warning: ");
-    let errors: Vec<&str> = err
+    let (errors, others): (Vec<&str>, Vec<&str>) = err
         .lines()
-        .filter(|l| l.starts_with(&prefix) && !l.starts_with(&warning))
-        .collect();
+        .filter(|l| !l.starts_with(&warning) && !l.starts_with("golive: "))
+        .partition(|l| l.starts_with(&prefix));
     assert_eq!(errors.len(), 1, "one error line: {ctx}");
     assert!(errors[0].contains(needle), "expected {needle:?}: {ctx}");
-    errors[0].to_string()
+    let others = others.into_iter().map(str::to_string).collect();
+    (errors[0].to_string(), others)
 }
 
 /// Asserts that `o` is clap's usage error: exit 2, `error:` and a pointer to
