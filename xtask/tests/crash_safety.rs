@@ -156,6 +156,11 @@ fn sigkill_during_pack_leaves_the_previous_bundle_or_nothing() {
         }
     }
     verifies(root, "dist/b.json");
+    // The point of the test: some kills really came inside the bundle's write.
+    assert!(
+        in_write > 0,
+        "no kill came while the bundle was being written"
+    );
     let leftovers = tmp_files(&root.join("dist")).len();
     println!(
         "{KILLS} kills over a {full:?} pack: {in_write} while writing the bundle, \
@@ -292,6 +297,29 @@ fn kill_after(cmd: &mut std::process::Command, root: &Path, after: Duration) -> 
     (status.code().is_some(), mid_write)
 }
 
+/// Kills `cmd` with SIGKILL as soon as a new temporary or partial file
+/// appears (giving up after `limit`); returns whether the kill came inside
+/// that write: the file is still there, not yet renamed into place.
+fn kill_in_write(cmd: &mut std::process::Command, root: &Path, limit: Duration) -> bool {
+    let before = leftovers(root);
+    let new = |root: &Path| leftovers(root).into_iter().any(|l| !before.contains(&l));
+    let mut child = cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + limit;
+    while !new(root) && Instant::now() < deadline {
+        if child.try_wait().unwrap().is_some() {
+            return false;
+        }
+        std::thread::sleep(Duration::from_micros(100));
+    }
+    child.kill().unwrap(); // SIGKILL
+    let status = child.wait().unwrap();
+    status.code().is_none() && new(root)
+}
+
 #[test]
 fn sigkill_during_gates_leaves_the_previous_report_or_nothing() {
     const KILLS: u32 = 40;
@@ -334,6 +362,18 @@ fn sigkill_during_gates_leaves_the_previous_report_or_nothing() {
             whole_or_absent(root, &format!("out/gates-{stage}-{V}.json"), &mut seen);
         }
     }
+    // And kills aimed at the report's write, so that some surely land inside one.
+    let mut in_write = 0;
+    for i in 0..8 {
+        in_write += u32::from(kill_in_write(&mut gates(i), root, full * 20));
+        for stage in stages {
+            whole_or_absent(root, &format!("out/gates-{stage}-{V}.json"), &mut seen);
+        }
+    }
+    assert!(
+        mid_write + in_write > 0,
+        "no kill came while a report was being written"
+    );
     // A whole run of each stage clears what the kills left beside its
     // report, so that a pack of `out/` takes no partial file.
     let left = leftovers(root).len();
@@ -350,8 +390,8 @@ fn sigkill_during_gates_leaves_the_previous_report_or_nothing() {
     }
     println!(
         "{KILLS} kills over a {full:?} gates run: {mid_write} while a report was being \
-         written, {finished} after it finished; {left} temporary files there before \
-         the last runs removed them; {:?} in all",
+         written, {finished} after it finished; 8 aimed at a write, {in_write} inside it; \
+         {left} temporary files there before the last runs removed them; {:?} in all",
         test_start.elapsed()
     );
 }
@@ -421,6 +461,11 @@ fn sigkill_during_golive_leaves_previous_reports_or_nothing() {
             whole_or_absent(root, rel, &mut seen);
         }
     }
+    // The point of the test: some kills really came inside a write.
+    assert!(
+        left > 0,
+        "no kill left a temporary file or the partial decision log"
+    );
 
     // The next whole run clears what the kills left, packs none of it, and
     // its bundle verifies.

@@ -65,7 +65,9 @@ fn unprivileged(root: &Path) -> Option<Command> {
         match probe {
             Ok(o) if o.status.success() => {}
             other => {
-                println!("skipped: running as root and cannot drop to uid {NOBODY}: {other:?}");
+                common::skip(&format!(
+                    "running as root and cannot drop to uid {NOBODY}: {other:?}"
+                ));
                 return None;
             }
         }
@@ -279,7 +281,7 @@ fn file_changing_during_pack_is_a_one_line_error_naming_it() {
     match &mounted {
         Ok(o) if o.status.success() => {}
         other => {
-            println!("skipped: cannot bind-mount a /proc file here: {other:?}");
+            common::skip(&format!("cannot bind-mount a /proc file here: {other:?}"));
             return;
         }
     }
@@ -346,7 +348,7 @@ fn full_disk_fails_pack_naming_the_bundle_and_keeps_the_previous_one() {
     match &mounted {
         Ok(o) if o.status.success() => {}
         other => {
-            println!("skipped: cannot mount a tmpfs here: {other:?}");
+            common::skip(&format!("cannot mount a tmpfs here: {other:?}"));
             return;
         }
     }

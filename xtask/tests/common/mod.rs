@@ -96,6 +96,21 @@ pub fn run_within(cmd: &mut Command, limit: std::time::Duration) -> Output {
     child.wait_with_output().expect("wait")
 }
 
+/// Whether the tests run in CI (`CI=true`), where nothing may be skipped.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+/// Says on stderr that a test is skipped because the machine lacks `why`,
+/// and returns; under `CI=true` it panics instead, since CI installs (and
+/// must run) everything the tests need. A test that skips calls this, then
+/// returns.
+#[track_caller]
+pub fn skip(why: &str) {
+    assert!(!in_ci(), "under CI=true nothing is skipped: {why}");
+    eprintln!("skipped: {why}");
+}
+
 /// Whether the tests run as root (where permission bits do not stop reads).
 #[cfg(unix)]
 pub fn is_root() -> bool {
