@@ -273,6 +273,8 @@ fn a2a_load_stops_at_its_time_bound() {
     let gw = gateway();
     let started = Instant::now();
     let result = a2a::load(&gw.url(), u64::MAX, 2, Duration::from_millis(300)).unwrap();
+    // Endless without its bound; 5 s is over ten times the bound, so a loaded
+    // machine does not fail the test.
     assert!(started.elapsed() < Duration::from_secs(5));
     assert!(result.requests > 0 && result.errors == 0, "{result:?}");
 }

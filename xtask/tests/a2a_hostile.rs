@@ -210,7 +210,11 @@ fn a2a_idle_connections_do_not_block_a_good_client() {
             .unwrap();
         idle.push(s);
     }
-    // A keep-alive client's requests still answer quickly.
+    // A keep-alive client's requests are still answered. A gateway blocked by
+    // the idle connections would answer only once they time out (10 s for a
+    // head), so the bound is well below that, and generous: 20 times what a
+    // loaded 2-core machine needs, so the test does not flake.
+    const BLOCKED: Duration = Duration::from_secs(2);
     let mut client = connect(addr);
     let req = post("/a2a/perform", &seed_body());
     let mut slowest = Duration::ZERO;
@@ -223,14 +227,11 @@ fn a2a_idle_connections_do_not_block_a_good_client() {
         }
         slowest = slowest.max(started.elapsed());
     }
-    assert!(
-        slowest < Duration::from_millis(100),
-        "slowest request took {slowest:?}"
-    );
+    assert!(slowest < BLOCKED, "slowest request took {slowest:?}");
     // New connections are accepted too.
     let started = Instant::now();
     good_request(addr);
-    assert!(started.elapsed() < Duration::from_millis(100));
+    assert!(started.elapsed() < BLOCKED, "took {:?}", started.elapsed());
     drop(idle);
 }
 
