@@ -3,8 +3,9 @@
 //! Rust workspace can call it from its own xtask (see the README).
 //!
 //! The binaries only parse their command line ([`flags`]) and hand it to
-//! [`run_xtask`] or [`run_mc`], which return the process exit code
-//! ([`util::exit`]).
+//! [`run_xtask`] or [`run_mc`]; [`util::finish`] turns the result into the
+//! process exit code ([`util::exit`], the README's table). An adopter's
+//! snapshot test of its gate reports calls [`rehearse`].
 
 pub mod a2a;
 /// This repository's own benchmarks (the `bench` feature): they build this
