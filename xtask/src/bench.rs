@@ -144,7 +144,14 @@ pub fn run(root: &Path, args: &BenchArgs) -> Result<u8> {
     }
     println!();
     println!("- load average at end: {}", load_average());
-    Ok(code)
+    if code != exit::OK {
+        // The one path to a non-zero exit: an error carrying its code.
+        return Err(util::fail(
+            code,
+            anyhow::anyhow!("a measured `mc` run failed (its error is above)"),
+        ));
+    }
+    Ok(exit::OK)
 }
 
 /// Parses `--sets` (`a,b,c`) into data sets, in the given order.
