@@ -354,12 +354,13 @@ fn html_escape(s: &str) -> String {
     o
 }
 
-fn verdict_class(v: &str) -> &'static str {
-    match v {
-        "PASS" => "pass",
-        "WARN" => "warn",
-        "FAIL" => "fail",
-        _ => "none",
+/// The CSS class of a verdict or a stage's result.
+fn verdict_class(v: impl Into<StageResult>) -> &'static str {
+    match v.into() {
+        StageResult::Pass => "pass",
+        StageResult::Warn => "warn",
+        StageResult::Fail => "fail",
+        StageResult::NoData | StageResult::NotRun => "none",
     }
 }
 
@@ -426,7 +427,7 @@ fn chart(s: &Summary, metric: &str) -> String {
             let _ = write!(
                 o,
                 r#"<rect class="bar {cls}" x="{x:.1}" y="{top:.1}" width="{bw:.1}" height="{h:.1}"><title>{s}: observed {v}</title></rect><text x="{cx:.1}" y="{vy:.1}" class="value">{v}</text>"#,
-                cls = verdict_class(c.verdict.as_str()),
+                cls = verdict_class(c.verdict),
                 h = H - BOTTOM - top,
                 s = html_escape(stage),
                 v = num(v),
@@ -476,7 +477,7 @@ pub fn html(s: &Summary) -> String {
         o,
         "<h1>Go-live rehearsal {} <span class=\"{}\">{}</span></h1>",
         e(&s.version),
-        verdict_class(s.result.as_str()),
+        verdict_class(s.result),
         e(s.result.as_str())
     );
     let _ = writeln!(
@@ -534,7 +535,7 @@ pub fn html(s: &Summary) -> String {
             o,
             "<tr><td>{}</td><td class=\"{}\">{}</td><td>{}</td></tr>",
             e(&st.stage),
-            verdict_class(st.result.as_str()),
+            verdict_class(st.result),
             e(st.result.as_str()),
             st.reasons
                 .iter()
@@ -562,7 +563,7 @@ pub fn html(s: &Summary) -> String {
                 e(&value_text(&c.observed)),
                 e(c.comparator.as_str()),
                 e(&value_text(&c.threshold)),
-                verdict_class(c.verdict.as_str()),
+                verdict_class(c.verdict),
                 e(c.verdict.as_str())
             );
         }
