@@ -448,7 +448,7 @@ fn stage_row(report: &gates::Report, path: &Path) -> StageRow {
 
 /// Runs the whole rehearsal: `Ok(exit::OK)` when every step passed, else an
 /// error carrying the code of the first failure (see [`exit`]). Each step is
-/// a method of [`Run`], in the order of the module documentation.
+/// a method of `Run`, in the order of the module documentation.
 pub fn run(root: &Path, args: &GoliveArgs) -> Result<u8> {
     let plan = Plan::new(root, args)?;
     let mut run = Run::start(root, plan)?;

@@ -179,7 +179,7 @@ const TMP_SUFFIX: &str = ".tmp";
 
 /// Whether `name` (a path ending in a file name) has exactly the shape of a
 /// temporary file of [`write_atomic`] whose path starts with `prefix`:
-/// `prefix`, then [`TMP_RAND_CHARS`] alphanumeric characters, then `.tmp`.
+/// `prefix`, then six alphanumeric characters, then `.tmp`.
 pub fn is_tmp_name(name: &str, prefix: &str) -> bool {
     name.strip_prefix(prefix)
         .and_then(|rest| rest.strip_suffix(TMP_SUFFIX))
