@@ -13,6 +13,7 @@ fn mc(dir: &Path, args: &[&str]) -> Output {
         "MC_VERSION",
         "MC_SEED",
         "SOURCE_DATE_EPOCH",
+        "PROMETHEUS_URL",
     ] {
         cmd.env_remove(var);
     }
@@ -121,4 +122,55 @@ fn verify_into_a_closed_pipe_ends_quietly() {
         );
         assert!(o.stdout.is_empty(), "stdout went to the closed pipe");
     }
+}
+
+#[test]
+fn slo_snapshot_from_prometheus_has_the_same_command_line() {
+    let dir = scratch();
+    // A port nothing listens on: the error names the metric and writes nothing.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let o = mc(
+        dir.path(),
+        &[
+            "slo",
+            "snapshot",
+            "--prometheus",
+            &url,
+            "--out",
+            "out/slo.json",
+        ],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.starts_with("mc: metric A2A.perform.p95_ms: cannot reach Prometheus at"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(!dir.path().join("out/slo.json").exists());
+
+    let o = mc(
+        dir.path(),
+        &[
+            "slo",
+            "snapshot",
+            "--prometheus",
+            &url,
+            "--at",
+            "yesterday",
+            "--out",
+            "out/slo.json",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("--at \"yesterday\": expected RFC 3339"),
+        "{err}"
+    );
 }

@@ -750,8 +750,48 @@ impl Drop for Server {
 }
 
 fn bench_gateway(sh: &Shell, xtask: &Path, tmp: &Path, args: &BenchArgs) -> Result<()> {
+    // The same load with and without the gateway's Prometheus metrics (issue 11).
+    let (tool, figures) = measure_gateway(sh, xtask, tmp, args, &[])?;
+    let (_, bare) = measure_gateway(sh, xtask, tmp, args, &["--no-metrics"])?;
+    let secs = args.duration;
+    println!();
+    println!("## Gateway: POST /a2a/perform, release `xtask a2a serve` on loopback");
+    println!();
+    println!(
+        "| server | load | seconds | requests | req/s | p50 ms | p99 ms | errors | vs seed's 3,100 req/s |"
+    );
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|");
+    for (server, f) in [("with metrics", &figures), ("`--no-metrics`", &bare)] {
+        println!(
+            "| {server} | {tool} | {secs} | {} | {:.0} | {:.3} | {:.3} | {} | {:.1}x |",
+            f.requests,
+            f.rps,
+            f.p50_ms,
+            f.p99_ms,
+            f.errors,
+            f.rps / SEED_GATEWAY_RPS
+        );
+    }
+    println!();
+    println!(
+        "Metrics cost {:.1} % of the throughput (issue 11: at most 10 %; one run each, so noise counts).",
+        (1.0 - figures.rps / bare.rps.max(f64::MIN_POSITIVE)) * 100.0
+    );
+    println!("The load generator runs on the same machine as the server and shares its cores.");
+    Ok(())
+}
+
+/// One load of a release gateway started with `extra` arguments.
+fn measure_gateway(
+    sh: &Shell,
+    xtask: &Path,
+    tmp: &Path,
+    args: &BenchArgs,
+    extra: &[&str],
+) -> Result<(&'static str, LoadFigures)> {
     let mut child = Command::new(xtask)
         .args(["a2a", "serve", "--addr", "127.0.0.1:0"])
+        .args(extra)
         .current_dir(tmp)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -803,25 +843,7 @@ fn bench_gateway(sh: &Shell, xtask: &Path, tmp: &Path, args: &BenchArgs) -> Resu
         )
     };
     server.stop();
-    println!();
-    println!("## Gateway: POST /a2a/perform, release `xtask a2a serve` on loopback");
-    println!();
-    println!(
-        "| load | seconds | requests | req/s | p50 ms | p99 ms | errors | vs seed's 3,100 req/s |"
-    );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
-    println!(
-        "| {tool} | {secs} | {} | {:.0} | {:.3} | {:.3} | {} | {:.1}x |",
-        figures.requests,
-        figures.rps,
-        figures.p50_ms,
-        figures.p99_ms,
-        figures.errors,
-        figures.rps / SEED_GATEWAY_RPS
-    );
-    println!();
-    println!("The load generator runs on the same machine as the server and shares its cores.");
-    Ok(())
+    Ok((tool, figures))
 }
 
 // ---------------------------------------------------------------------------

@@ -28,7 +28,8 @@ pub enum XtaskCmd {
     /// Run the whole go-live plan: build facts, gateway probe, SLO baseline,
     /// gates for every stage, signed evidence, reports.
     #[command(
-        after_help = "Exit codes: 0 every stage passed and the evidence verified; 1 error; \
+        after_help = "Exit codes: 0 every stage passed and the evidence verified; 1 error (also a \
+        failed Prometheus query, or a Prometheus that does not scrape the gateway); \
         2 bad option or evidence that does not verify; 3 a gate (or the gateway probe) failed; \
         4 a pre-merge check failed."
     )]
@@ -108,7 +109,13 @@ pub struct VerifyArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum SloCmd {
-    /// Write a simulated SLO snapshot (reproducible with --seed and SOURCE_DATE_EPOCH).
+    /// Write an SLO snapshot: simulated (reproducible with --seed and
+    /// SOURCE_DATE_EPOCH), or with --prometheus from PromQL instant queries.
+    #[command(
+        after_help = "Exit codes: 0 written; 1 error (bad config, unreadable file, Prometheus \
+        unreachable, slow, answering an HTTP error or an error body, or a query that gives \
+        more than one number); 2 bad option. On any error no file is written."
+    )]
     Snapshot(SnapshotArgs),
 }
 
@@ -123,8 +130,22 @@ pub struct SnapshotArgs {
     pub seed: Option<u64>,
     /// Rehearse a bad release: shift a metric, e.g. `GraphQL.reads.p95_ms=+200`
     /// or `availability=-0.5`, or apply the profile `bad-release`. Repeatable.
-    #[arg(long, value_name = "METRIC=DELTA")]
+    #[arg(long, value_name = "METRIC=DELTA", conflicts_with = "prometheus")]
     pub degrade: Vec<String>,
+    /// Take the snapshot from this Prometheus server (base URL; also
+    /// `[prometheus] url` in the config or $PROMETHEUS_URL): one instant query
+    /// per metric of `[prometheus.queries]` (default: the gateway's p95 and
+    /// availability of /a2a/perform).
+    #[arg(long, value_name = "URL", conflicts_with = "seed")]
+    pub prometheus: Option<String>,
+    /// Evaluation time of the queries: RFC 3339 (2026-12-03T16:00:00Z) or Unix
+    /// seconds (default: now).
+    #[arg(long, value_name = "TIME")]
+    pub at: Option<String>,
+    /// Configuration with the `[prometheus]` section (default: golive.toml in
+    /// the project root when present).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -164,7 +185,7 @@ pub struct GatesArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum A2aCmd {
-    /// Run the A2A gateway (POST /a2a/perform, POST /v1/data/<path>, GET /health)
+    /// Run the A2A gateway (POST /a2a/perform, POST /v1/data/<path>, GET /health, GET /metrics)
     /// until Ctrl-C or SIGTERM.
     Serve(ServeArgs),
     /// Send the seed's example request and two the policy must deny, check the
@@ -192,6 +213,14 @@ pub struct ServeArgs {
     /// Runtime worker threads (default: one per core).
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,
+    /// Inject a fault into POST /a2a/perform: `A2A.perform.p95_ms=+1200` adds
+    /// 1.2 s of latency, `A2A.error_rate=+20` answers 20 % with 503. Repeatable.
+    #[arg(long, value_name = "METRIC=DELTA")]
+    pub degrade: Vec<String>,
+    /// Keep no Prometheus metrics and serve no GET /metrics (to measure what
+    /// the metrics cost).
+    #[arg(long)]
+    pub no_metrics: bool,
 }
 
 #[derive(Debug, Args)]
@@ -237,8 +266,20 @@ pub struct GoliveArgs {
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Rehearse a bad release (see `slo snapshot --degrade`). Repeatable.
+    /// `A2A.perform.p95_ms=+MS` and `A2A.error_rate=+PCT` inject real latency
+    /// and 503s into the in-process gateway (see `a2a serve --degrade`).
     #[arg(long, value_name = "METRIC=DELTA")]
     pub degrade: Vec<String>,
+    /// Judge the metrics of `[prometheus.queries]` with what this Prometheus
+    /// server measured (base URL; also `[prometheus] url` or $PROMETHEUS_URL);
+    /// each stage first drives load through the gateway for the observation
+    /// window (`[prometheus] window`, default 4s).
+    #[arg(long, value_name = "URL")]
+    pub prometheus: Option<String>,
+    /// Address of the in-process gateway, so a running Prometheus can scrape
+    /// its /metrics (default: a free port on 127.0.0.1).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+    pub gateway_addr: String,
     /// Comma-separated pre-merge checks to run first.
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     pub checks: Vec<Check>,

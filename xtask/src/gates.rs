@@ -113,6 +113,8 @@ impl FileRef {
 pub struct Config {
     pub stages: Vec<Stage>,
     pub regression: Regression,
+    /// The `[prometheus]` section: where real observations come from.
+    pub prometheus: crate::prometheus::Config,
     /// The TOML file it came from; `None` for the built-in defaults.
     pub file: Option<FileRef>,
 }
@@ -180,6 +182,7 @@ impl Default for Config {
                 max_pct: 30.0,
                 warn_pct: Some(50.0),
             },
+            prometheus: crate::prometheus::Config::default(),
             file: None,
         }
     }
@@ -192,6 +195,7 @@ struct RawConfig {
     regression: Option<RawRegression>,
     #[serde(default)]
     objectives: BTreeMap<String, BTreeMap<String, RawObjective>>,
+    prometheus: Option<crate::prometheus::RawConfig>,
 }
 
 #[derive(Deserialize)]
@@ -281,6 +285,14 @@ impl Config {
     /// "GraphQL.reads.p95_ms" = { max = 380, warn = 420 }
     /// availability = { min = 99.88, warn = 99.85, required = true }
     /// residency_pass = { equals = true, required = true }
+    ///
+    /// # Where real observations come from (see `crate::prometheus::Config`).
+    /// [prometheus]
+    /// url = "http://127.0.0.1:9090"
+    /// window = "4s"     # golive: load per stage before querying; `$window` in queries
+    /// timeout = "10s"   # per HTTP request
+    /// [prometheus.queries]   # replaces the default queries as a whole
+    /// "A2A.perform.p95_ms" = 'histogram_quantile(0.95, sum by (le) (rate(a2a_request_duration_seconds_bucket{route="/a2a/perform"}[$window]))) * 1000'
     /// ```
     pub fn parse(text: &str, name: &str) -> Result<Config> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| {
@@ -334,6 +346,10 @@ impl Config {
                     .map_err(|e| anyhow!("{name}: objectives.{stage}.{metric:?}: {e}"))?;
                 target.objectives.insert(metric, objective);
             }
+        }
+        if let Some(raw) = raw.prometheus {
+            config.prometheus =
+                crate::prometheus::Config::from_raw(raw).map_err(|e| anyhow!("{name}: {e}"))?;
         }
         Ok(config)
     }
@@ -522,6 +538,19 @@ pub enum PolicyFrom {
     Probe,
 }
 
+/// Where a check's observed value came from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Origin {
+    /// The kit's seeded simulation.
+    #[default]
+    Simulated,
+    /// The A2A probe and its load (real requests, measured by the client).
+    Probe,
+    /// A PromQL query (the check's `query`) against a Prometheus server.
+    Prometheus,
+}
+
 /// One check: a metric's observed value against its objective.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Check {
@@ -540,6 +569,12 @@ pub struct Check {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub required: bool,
     pub verdict: Verdict,
+    /// Where `observed` came from.
+    #[serde(default)]
+    pub source: Origin,
+    /// The PromQL of a `prometheus` value, as sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
 }
 
 /// The seed kit's `slo` block of a report.
@@ -547,7 +582,8 @@ pub struct Check {
 pub struct SloFigures {
     pub reads_p95_ms: Option<f64>,
     pub writes_p95_ms: Option<f64>,
-    pub availability: f64,
+    /// `null` when a Prometheus query for it gave no data.
+    pub availability: Option<f64>,
 }
 
 /// The seed kit's `cost` block of a report.
@@ -584,6 +620,10 @@ pub struct ReportInputs {
     pub config: Option<FileRef>,
     /// Where the policy values came from: `slo`, `probe`, or `null`.
     pub policy_from: Option<PolicyFrom>,
+    /// The Prometheus server, evaluation time, queries and raw samples of
+    /// the `prometheus` checks, so they can be re-run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prometheus: Option<crate::prometheus::Record>,
 }
 
 /// A gate report. The first six keys are the seed kit's.
@@ -624,6 +664,34 @@ pub struct Inputs<'a> {
     /// Policy results of the A2A probe, used when `observed` has none.
     pub probe: Option<Policy>,
     pub probe_file: Option<FileRef>,
+    /// Metrics of `observed` that the A2A probe measured (in a snapshot
+    /// that is otherwise simulated).
+    pub probe_metrics: Vec<String>,
+}
+
+impl Inputs<'_> {
+    /// Where the value of `metric` in `observed` came from, with its query.
+    fn origin(&self, metric: &str) -> (Origin, Option<String>) {
+        let record = self.observed.prometheus.as_ref();
+        if let Some(q) = record.and_then(|r| r.queries.get(metric)) {
+            return (Origin::Prometheus, Some(q.query.clone()));
+        }
+        if self.probe_metrics.iter().any(|m| m == metric) {
+            return (Origin::Probe, None);
+        }
+        (Origin::of(self.observed.source), None)
+    }
+}
+
+impl Origin {
+    /// The origin of a snapshot's values.
+    pub fn of(source: Source) -> Origin {
+        match source {
+            Source::Simulated => Origin::Simulated,
+            Source::Measured => Origin::Probe,
+            Source::Prometheus => Origin::Prometheus,
+        }
+    }
 }
 
 /// Judges `stage` (a stage of `config`) on `inputs`, at time `ts`. Pure.
@@ -654,11 +722,20 @@ pub fn judge(
             slo::UTILIZATION => CheckKind::Cost,
             _ => CheckKind::Slo,
         };
-        let observed_value = match objective.bound {
-            Bound::Equals(_) => policy_value(metric).map(Value::from),
-            _ => observed.metric(metric).map(Value::from),
+        let (observed_value, origin) = match objective.bound {
+            Bound::Equals(_) => {
+                let origin = match policy_from {
+                    Some(PolicyFrom::Probe) => Origin::Probe,
+                    _ => Origin::of(observed.source),
+                };
+                (policy_value(metric).map(Value::from), (origin, None))
+            }
+            _ => (
+                observed.metric(metric).map(Value::from),
+                inputs.origin(metric),
+            ),
         };
-        checks.push(check(metric, kind, observed_value, objective));
+        checks.push(check(metric, kind, observed_value, objective).from(origin));
     }
     if let Some(baseline) = inputs.baseline {
         let r = config.regression;
@@ -677,12 +754,16 @@ pub fn judge(
             };
             if base > 0.0 {
                 let pct = (((now - base) / base * 100.0) * 10.0).round() / 10.0;
-                checks.push(check(
-                    metric,
-                    CheckKind::Regression,
-                    Some(Value::from(pct)),
-                    &regression,
-                ));
+                let origin = inputs.origin(metric);
+                checks.push(
+                    check(
+                        metric,
+                        CheckKind::Regression,
+                        Some(Value::from(pct)),
+                        &regression,
+                    )
+                    .from(origin),
+                );
             }
         }
     }
@@ -722,6 +803,7 @@ pub fn judge(
             probe: inputs.probe_file.clone(),
             config: config.file.clone(),
             policy_from,
+            prometheus: observed.prometheus.clone(),
         },
     })
 }
@@ -756,6 +838,16 @@ fn check(metric: &str, kind: CheckKind, observed: Option<Value>, objective: &Obj
         warn: objective.warn,
         required: objective.required,
         verdict,
+        source: Origin::Simulated,
+        query: None,
+    }
+}
+
+impl Check {
+    fn from(mut self, (source, query): (Origin, Option<String>)) -> Check {
+        self.source = source;
+        self.query = query;
+        self
     }
 }
 
@@ -846,6 +938,7 @@ pub fn run(root: &Path, args: &crate::flags::GatesArgs) -> Result<u8> {
         baseline_file,
         probe,
         probe_file,
+        probe_metrics: Vec::new(),
     };
     let report = judge(&config, &args.stage, &inputs, args.strict, ts)?;
     let value = serde_json::to_value(&report).context("cannot serialise the report")?;
@@ -888,6 +981,7 @@ mod tests {
             baseline_file: None,
             probe: None,
             probe_file: None,
+            probe_metrics: Vec::new(),
         };
         judge(&Config::default(), stage, &inputs, true, 0).unwrap()
     }
@@ -1007,6 +1101,7 @@ mod tests {
             baseline_file: None,
             probe: Some(bad),
             probe_file: None,
+            probe_metrics: Vec::new(),
         };
         let r = judge(&Config::default(), "stage", &inputs, false, 0).unwrap();
         assert_eq!(r.result, Verdict::Fail);
@@ -1097,6 +1192,7 @@ mod tests {
             baseline_file: None,
             probe: None,
             probe_file: None,
+            probe_metrics: Vec::new(),
         };
         let err = judge(&Config::default(), "prod", &inputs, false, 0).unwrap_err();
         assert_eq!(

@@ -4,6 +4,11 @@
 //! every stage in rollout order (a failed stage stops the rollout there), the
 //! signed evidence bundle (packed, then verified), and the reports.
 //!
+//! With a Prometheus server (`--prometheus`, `$PROMETHEUS_URL` or the config),
+//! the in-process gateway keeps running through the stages, and each stage's
+//! queried metrics come from Prometheus after a window of load
+//! ([`crate::prometheus::observe`]); every check records where its number came from.
+//!
 //! Every output is written atomically, so a second run replaces its own files
 //! for the version whole, and an interrupted run leaves the previous ones. Only
 //! files with the names this task writes are ever replaced or removed; user
@@ -20,7 +25,7 @@ use xshell::{cmd, Shell};
 use crate::flags::{Check, GoliveArgs};
 use crate::report::{self, CheckRow, CheckRun, EvidenceRow, Facts, GatewayRow, StageRow, Summary};
 use crate::util::{self, exit};
-use crate::{a2a, evidence, gates, slo};
+use crate::{a2a, evidence, gates, prometheus, slo};
 
 impl Check {
     /// The check's name in reports (`fmt`, `clippy`, `test`).
@@ -282,12 +287,28 @@ struct GatewayFound {
     policy: Option<slo::Policy>,
     p95_ms: Option<f64>,
     failure: Option<String>,
+    /// The in-process gateway, still running when Prometheus watches it.
+    running: Option<a2a::Gateway>,
+}
+
+/// How the gateway step runs: where the in-process gateway listens, what it
+/// injects, and whether it keeps running for Prometheus to watch.
+struct GatewayPlan<'a> {
+    addr: &'a str,
+    faults: a2a::faults::Faults,
+    keep_running: bool,
 }
 
 /// Step 3: the gateway, in-process or at `$A2A_URL`, probed then loaded.
 /// Results go to `out/`: the probe, the measured snapshot and (in-process)
 /// the decision log.
-fn gateway_step(root: &Path, outs: &Outputs, version: &str, ts: u64) -> Result<GatewayFound> {
+fn gateway_step(
+    root: &Path,
+    outs: &Outputs,
+    version: &str,
+    ts: u64,
+    plan: &GatewayPlan<'_>,
+) -> Result<GatewayFound> {
     let external = a2a::url_from_env();
     let decisions = root.join(&outs.decisions);
     let partial = root.join(&outs.decisions_partial);
@@ -297,6 +318,8 @@ fn gateway_step(root: &Path, outs: &Outputs, version: &str, ts: u64) -> Result<G
             remove_own(&partial)?;
             Some(
                 a2a::Gateway::start(a2a::GatewayOptions {
+                    addr: plan.addr.to_string(),
+                    faults: plan.faults,
                     decision_log: Some(partial.clone()),
                     ..a2a::GatewayOptions::default()
                 })
@@ -314,17 +337,17 @@ fn gateway_step(root: &Path, outs: &Outputs, version: &str, ts: u64) -> Result<G
         .as_ref()
         .ok()
         .map(|_| a2a::load(&url, LOAD_REQUESTS, LOAD_CONCURRENCY, LOAD_MAX));
-    if let Some(g) = gateway {
-        g.shutdown()
-            .context("cannot stop the in-process A2A gateway")?;
-        // Like `util::write_atomic`: on disk before it takes the final name.
-        std::fs::File::open(&partial)
-            .and_then(|f| f.sync_all())
-            .and_then(|()| std::fs::rename(&partial, &decisions))
-            .with_context(|| format!("cannot write {}", outs.decisions.display()))?;
-    } else {
-        remove_own(&decisions)?;
-    }
+    let running = match gateway {
+        Some(g) if plan.keep_running => Some(g),
+        Some(g) => {
+            close_gateway(g, root, outs)?;
+            None
+        }
+        None => {
+            remove_own(&decisions)?;
+            None
+        }
+    };
     let mut row = GatewayRow {
         url: url.clone(),
         in_process: external.is_none(),
@@ -347,6 +370,7 @@ fn gateway_step(root: &Path, outs: &Outputs, version: &str, ts: u64) -> Result<G
                 policy: None,
                 p95_ms: None,
                 failure: Some(format!("A2A probe of {url} failed: {e:#}")),
+                running,
             });
         }
     };
@@ -372,7 +396,8 @@ fn gateway_step(root: &Path, outs: &Outputs, version: &str, ts: u64) -> Result<G
             p95_ms = Some(load.p95_ms);
             let snapshot = a2a::measured_snapshot(&probe, &load, version, ts);
             snapshot.save(&root.join(&outs.measured))?;
-            if load.errors > 0 {
+            // With Prometheus watching, errors are judged by the gates (availability).
+            if load.errors > 0 && !plan.keep_running {
                 failure.get_or_insert(format!(
                     "A2A load: {} of {} requests failed ({})",
                     load.errors,
@@ -391,7 +416,21 @@ fn gateway_step(root: &Path, outs: &Outputs, version: &str, ts: u64) -> Result<G
         policy,
         p95_ms,
         failure,
+        running,
     })
+}
+
+/// Stops the in-process gateway and gives its decision log its final name.
+fn close_gateway(gateway: a2a::Gateway, root: &Path, outs: &Outputs) -> Result<()> {
+    let partial = root.join(&outs.decisions_partial);
+    gateway
+        .shutdown()
+        .context("cannot stop the in-process A2A gateway")?;
+    // Like `util::write_atomic`: on disk before it takes the final name.
+    std::fs::File::open(&partial)
+        .and_then(|f| f.sync_all())
+        .and_then(|()| std::fs::rename(&partial, root.join(&outs.decisions)))
+        .with_context(|| format!("cannot write {}", outs.decisions.display()))
 }
 
 /// Removes what an interrupted run for the version can leave beside its
@@ -440,6 +479,11 @@ fn stage_row(report: &gates::Report, path: &Path) -> StageRow {
                 threshold: c.threshold.clone(),
                 verdict: c.verdict,
                 regression: c.kind == gates::CheckKind::Regression,
+                source: serde_json::to_value(c.source)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default(),
+                query: c.query.clone(),
             })
             .collect(),
         reasons: report.reasons.clone(),
@@ -454,9 +498,12 @@ pub fn run(root: &Path, args: &GoliveArgs) -> Result<u8> {
     let mut run = Run::start(root, plan)?;
     run.build_facts()?;
     run.pre_merge_checks()?;
-    let gateway = run.gateway()?;
+    let mut gateway = run.gateway()?;
     let baseline = run.baseline(gateway.as_ref())?;
     run.gates(&baseline, gateway.as_ref())?;
+    if let Some(g) = gateway.as_mut().and_then(|g| g.running.take()) {
+        close_gateway(g, root, &run.outs)?;
+    }
     run.evidence()?;
     run.reports()
 }
@@ -467,6 +514,11 @@ struct Plan {
     config: gates::Config,
     stages: Vec<String>,
     degrade: slo::Degrade,
+    /// Faults the in-process gateway injects (`--degrade A2A.*`).
+    faults: a2a::faults::Faults,
+    /// The Prometheus server that judges the queried metrics, if any.
+    prometheus: Option<prometheus::Client>,
+    gateway_addr: String,
     seed: u64,
     checks: Vec<Check>,
     ts: u64,
@@ -481,7 +533,16 @@ impl Plan {
         check_version(&version).map_err(usage)?;
         let config = gates::Config::load(root, args.config.as_deref())?;
         let stages = parse_stages(&args.stages, &config).map_err(usage)?;
-        let degrade = slo::parse_degrade(&args.degrade).map_err(usage)?;
+        let (faults, degrade) = a2a::faults::split_degrade(&args.degrade).map_err(usage)?;
+        let degrade = slo::parse_degrade(&degrade).map_err(usage)?;
+        let prometheus = prometheus_client(args, &config).map_err(usage)?;
+        if !faults.is_none() && a2a::url_from_env().is_some() {
+            return Err(usage(anyhow::anyhow!(
+                "--degrade {} and {} inject faults into the in-process gateway; unset A2A_URL to use it",
+                a2a::faults::LATENCY,
+                a2a::faults::ERROR_RATE
+            )));
+        }
         let seed = slo::resolve_seed(args.seed)?;
         let ts = util::now_epoch()?;
         let key = evidence::Key::from_env()?;
@@ -491,6 +552,9 @@ impl Plan {
             config,
             stages,
             degrade,
+            faults,
+            prometheus,
+            gateway_addr: args.gateway_addr.clone(),
             seed,
             checks: unique_checks(&args.checks),
             ts,
@@ -638,7 +702,18 @@ impl<'a> Run<'a> {
             return Ok(None);
         }
         self.progress.step("A2A gateway: probe and load");
-        let found = gateway_step(self.root, &self.outs, &self.plan.version, self.plan.ts)?;
+        let plan = GatewayPlan {
+            addr: &self.plan.gateway_addr,
+            faults: self.plan.faults,
+            keep_running: self.plan.prometheus.is_some(),
+        };
+        let found = gateway_step(
+            self.root,
+            &self.outs,
+            &self.plan.version,
+            self.plan.ts,
+            &plan,
+        )?;
         if let Some(why) = &found.failure {
             self.stop(
                 exit::GATE_FAILED,
@@ -674,6 +749,19 @@ impl<'a> Run<'a> {
     /// of stages not asked for this time are removed.
     fn gates(&mut self, baseline: &Baseline, gateway: Option<&GatewayFound>) -> Result<()> {
         let mut stopped = self.code != exit::OK;
+        let client = self.plan.prometheus.clone();
+        let window = self.plan.config.prometheus.clone();
+        let url = gateway.map(|g| g.row.url.clone());
+        let mut observer = match (&client, &url) {
+            (Some(client), Some(url)) if !stopped => {
+                self.progress.println(&format!(
+                    "waiting for Prometheus at {} to scrape {url}/metrics",
+                    client.url()
+                ));
+                Some(prometheus::observe::Observer::start(client, &window, url)?)
+            }
+            _ => None,
+        };
         let names: Vec<String> = self
             .plan
             .config
@@ -699,7 +787,24 @@ impl<'a> Run<'a> {
                 });
                 continue;
             }
-            let report = self.gate(&stage, baseline, gateway.and_then(|g| g.p95_ms))?;
+            let seen = match observer.as_mut() {
+                Some(observer) => {
+                    let window = prometheus::show_duration(window.window);
+                    self.progress
+                        .println(&format!("gate {stage}: {window} of load, then Prometheus"));
+                    let seen = observer.stage(&self.plan.version)?;
+                    self.notes.push(format!(
+                        "{stage}: {} requests in the observation window ({} failed), judged by Prometheus at {}",
+                        seen.requests,
+                        seen.errors,
+                        seen.snapshot.prometheus.as_ref().map_or("", |r| r.eval_time.as_str())
+                    ));
+                    Some(seen.snapshot)
+                }
+                None => None,
+            };
+            let p95 = gateway.and_then(|g| g.p95_ms);
+            let report = self.gate(&stage, baseline, p95, seen.as_ref())?;
             util::write_json(
                 &self.path(&path),
                 &serde_json::to_value(&report).context("cannot serialise a gate report")?,
@@ -722,12 +827,24 @@ impl<'a> Run<'a> {
         Ok(())
     }
 
-    /// Judges one stage on its simulated observations and the gateway's measured p95.
-    fn gate(&self, stage: &str, baseline: &Baseline, p95_ms: Option<f64>) -> Result<gates::Report> {
+    /// Judges one stage on its simulated observations, the gateway's measured
+    /// p95, and what Prometheus says (`seen`) about the queried metrics.
+    fn gate(
+        &self,
+        stage: &str,
+        baseline: &Baseline,
+        p95_ms: Option<f64>,
+        seen: Option<&slo::Snapshot>,
+    ) -> Result<gates::Report> {
         let p = &self.plan;
         let mut observed = gates::simulate_stage(stage, &p.version, p.ts, p.seed, &p.degrade);
+        let mut probe_metrics = Vec::new();
         if let Some(p95) = p95_ms {
             observed.set_metric(gates::A2A_P95, p95);
+            probe_metrics.push(gates::A2A_P95.to_string());
+        }
+        if let Some(seen) = seen {
+            prometheus::observe::overlay(&mut observed, seen);
         }
         let inputs = gates::Inputs {
             observed: &observed,
@@ -736,6 +853,7 @@ impl<'a> Run<'a> {
             baseline_file: Some(baseline.file.clone()),
             probe: baseline.probe,
             probe_file: baseline.probe_file.clone(),
+            probe_metrics,
         };
         gates::judge(&p.config, stage, &inputs, p.strict, p.ts)
     }
@@ -822,6 +940,28 @@ fn append(path: &Path, text: &str) -> Result<()> {
                 path.display()
             )
         })
+}
+
+/// The Prometheus server golive judges with (`--prometheus`, else
+/// `$PROMETHEUS_URL`, else `[prometheus] url`), if any.
+fn prometheus_client(
+    args: &GoliveArgs,
+    config: &gates::Config,
+) -> Result<Option<prometheus::Client>> {
+    let Some(url) = prometheus::resolve_url(args.prometheus.as_deref(), &config.prometheus) else {
+        return Ok(None);
+    };
+    let random_port = args.gateway_addr.ends_with(":0");
+    match a2a::url_from_env() {
+        Some(gw) if !random_port => bail!(
+            "--gateway-addr places the in-process gateway; with A2A_URL set, the gateway is {gw}"
+        ),
+        None if random_port => bail!(
+            "Prometheus at {url} cannot scrape a gateway on a random port: give --gateway-addr HOST:PORT, the address its scrape config names (e.g. --gateway-addr 127.0.0.1:18080)"
+        ),
+        _ => {}
+    }
+    prometheus::Client::new(&url, config.prometheus.timeout).map(Some)
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ pub mod evidence;
 pub mod flags;
 pub mod gates;
 pub mod golive;
+pub mod prometheus;
 pub mod rehearse;
 pub mod report;
 pub mod slo;

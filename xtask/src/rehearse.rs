@@ -170,6 +170,7 @@ impl<'a> Judge<'a> {
             baseline_file: None,
             probe: Some(self.policy),
             probe_file: None,
+            probe_metrics: Vec::new(),
         };
         gates::judge(&self.config, stage, &inputs, o.strict, o.epoch)
     }

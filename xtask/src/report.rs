@@ -86,6 +86,10 @@ pub struct CheckRow {
     /// A regression check against the baseline (percent worse): shown in
     /// the stage details, not as a column or chart of its own.
     pub regression: bool,
+    /// Where `observed` came from: `simulated`, `probe` or `prometheus`.
+    pub source: String,
+    /// The PromQL of a `prometheus` value.
+    pub query: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -144,14 +148,48 @@ fn cell<'a>(st: &'a StageRow, metric: &str) -> Option<&'a CheckRow> {
     st.checks.iter().find(|c| c.metric == metric)
 }
 
+/// Where a metric's values came from, over every stage (`probe`,
+/// `prometheus`, or both as `probe/prometheus` when stages differ).
+fn source_of(s: &Summary, metric: &str) -> String {
+    let mut seen: Vec<&str> = Vec::new();
+    for c in s.stages.iter().filter_map(|st| cell(st, metric)) {
+        if !seen.contains(&c.source.as_str()) {
+            seen.push(&c.source);
+        }
+    }
+    seen.join("/")
+}
+
+/// Each Prometheus metric with the query of the first stage that ran it.
+fn first_queries(s: &Summary) -> Vec<(&str, &str, &str)> {
+    let mut out: Vec<(&str, &str, &str)> = Vec::new();
+    for st in &s.stages {
+        for c in st.checks.iter().filter(|c| !c.regression) {
+            if let Some(q) = &c.query {
+                if !out.iter().any(|(m, _, _)| *m == c.metric) {
+                    out.push((&c.metric, &st.stage, q));
+                }
+            }
+        }
+    }
+    out
+}
+
 /// The table printed on the terminal at the end of a run.
 pub fn terminal(s: &Summary) -> String {
     let metrics = metrics(s);
-    let mut rows = vec![{
-        let mut h = vec!["stage".to_string(), "verdict".to_string()];
-        h.extend(metrics.iter().cloned());
-        h
-    }];
+    let mut rows = vec![
+        {
+            let mut h = vec!["stage".to_string(), "verdict".to_string()];
+            h.extend(metrics.iter().cloned());
+            h
+        },
+        {
+            let mut h = vec!["source".to_string(), String::new()];
+            h.extend(metrics.iter().map(|m| source_of(s, m)));
+            h
+        },
+    ];
     for st in &s.stages {
         let mut r = vec![st.stage.clone(), st.result.to_string()];
         for m in &metrics {
@@ -170,10 +208,13 @@ pub fn terminal(s: &Summary) -> String {
             .map(|(c, w)| format!("{c:<w$}"))
             .collect();
         let _ = writeln!(out, "{}", line.join("  ").trim_end());
-        if n == 0 {
+        if n == 1 {
             let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
             let _ = writeln!(out, "{}", rule.join("  "));
         }
+    }
+    for (metric, stage, query) in first_queries(s) {
+        let _ = writeln!(out, "{metric} (prometheus, {stage}): {query}");
     }
     if let Some(e) = &s.evidence {
         let _ = writeln!(
@@ -285,6 +326,11 @@ pub fn markdown(s: &Summary) -> String {
         o.push_str("---|");
     }
     o.push('\n');
+    let _ = write!(o, "| *source* | |");
+    for m in &metrics {
+        let _ = write!(o, " {} |", source_of(s, m));
+    }
+    o.push('\n');
     for st in &s.stages {
         let _ = write!(o, "| {} | {} |", st.stage, st.result);
         for m in &metrics {
@@ -306,6 +352,26 @@ pub fn markdown(s: &Summary) -> String {
         }
     }
     o.push('\n');
+    let queried: Vec<_> = s
+        .stages
+        .iter()
+        .flat_map(|st| st.checks.iter().map(move |c| (st, c)))
+        .filter(|(_, c)| !c.regression && c.query.is_some())
+        .collect();
+    if !queried.is_empty() {
+        let _ = writeln!(o, "## Prometheus queries\n");
+        for (st, c) in queried {
+            let q = c.query.as_deref().unwrap_or_default();
+            let _ = writeln!(
+                o,
+                "- {} {}: `{}`",
+                st.stage,
+                md_escape(&c.metric),
+                md_escape(q)
+            );
+        }
+        o.push('\n');
+    }
     if let Some(e) = &s.evidence {
         let _ = writeln!(o, "## Evidence\n");
         let _ = writeln!(
@@ -397,8 +463,9 @@ fn chart(s: &Summary, metric: &str) -> String {
     let mut o = String::new();
     let _ = write!(
         o,
-        r#"<figure class="chart"><figcaption>{m}</figcaption><svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" role="img" aria-label="{m}: observed against objective per stage">"#,
-        m = html_escape(metric)
+        r#"<figure class="chart" title="source: {src}"><figcaption>{m}</figcaption><svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" role="img" aria-label="{m}: observed against objective per stage">"#,
+        m = html_escape(metric),
+        src = html_escape(&source_of(s, metric))
     );
     let _ = write!(
         o,
@@ -552,13 +619,17 @@ pub fn html(s: &Summary) -> String {
     for st in s.stages.iter().filter(|st| !st.checks.is_empty()) {
         let _ = writeln!(
             o,
-            "<h3>{}</h3><table><tr><th>metric</th><th>observed</th><th>objective</th><th>verdict</th></tr>",
+            "<h3>{}</h3><table><tr><th>metric</th><th>observed</th><th>objective</th><th>verdict</th><th>source</th></tr>",
             e(&st.stage)
         );
         for c in &st.checks {
+            let source = match &c.query {
+                Some(q) => format!("{}: <code>{}</code>", e(&c.source), e(q)),
+                None => e(&c.source),
+            };
             let _ = writeln!(
                 o,
-                "<tr><td>{}</td><td>{}</td><td>{} {}</td><td class=\"{}\">{}</td></tr>",
+                "<tr><td>{}</td><td>{}</td><td>{} {}</td><td class=\"{}\">{}</td><td>{source}</td></tr>",
                 e(&c.metric),
                 e(&value_text(&c.observed)),
                 e(c.comparator.as_str()),

@@ -60,6 +60,9 @@ pub enum Source {
     Simulated,
     /// Real latencies of real requests (the A2A probe).
     Measured,
+    /// PromQL instant queries against a Prometheus server (see the snapshot's
+    /// `prometheus` record for the server, the time and every query).
+    Prometheus,
 }
 
 /// Results of the policy checks of the A2A gateway.
@@ -87,8 +90,9 @@ pub struct Snapshot {
     pub seed: Option<u64>,
     /// Metric name to value, e.g. `GraphQL.reads.p95_ms` or `A2A.perform.p95_ms`.
     pub endpoints: BTreeMap<String, f64>,
-    /// Availability in percent.
-    pub availability: f64,
+    /// Availability in percent; `null` only when a Prometheus query for it
+    /// gave no data (the gate then says `NO_DATA`).
+    pub availability: Option<f64>,
     /// Utilization in percent (the cost figure).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub utilization: Option<f64>,
@@ -104,6 +108,10 @@ pub struct Snapshot {
     /// The degrade shifts applied (a rehearsal of a bad release), if any.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub degraded: Degrade,
+    /// Where Prometheus-sourced metrics came from: the server, the evaluation
+    /// time, and each metric's query and raw sample (or why it has no data).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prometheus: Option<crate::prometheus::Record>,
     /// Fields this version does not know, kept as they were.
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
@@ -118,12 +126,13 @@ impl Snapshot {
             source,
             seed: None,
             endpoints: BTreeMap::new(),
-            availability: 100.0,
+            availability: Some(100.0),
             utilization: None,
             requests: None,
             errors: None,
             policy: None,
             degraded: Degrade::new(),
+            prometheus: None,
             extra: serde_json::Map::new(),
         }
     }
@@ -139,11 +148,8 @@ impl Snapshot {
     pub fn parse(bytes: &[u8], name: &str) -> Result<Snapshot> {
         let snap: Snapshot = serde_json::from_slice(bytes)
             .with_context(|| format!("{name}: not an SLO snapshot"))?;
-        if !(0.0..=100.0).contains(&snap.availability) {
-            bail!(
-                "{name}: availability {} is not a percentage",
-                snap.availability
-            );
+        if let Some(a) = snap.availability.filter(|a| !(0.0..=100.0).contains(a)) {
+            bail!("{name}: availability {a} is not a percentage");
         }
         Ok(snap)
     }
@@ -158,7 +164,7 @@ impl Snapshot {
     /// `availability`, `utilization`, `requests`, `errors`.
     pub fn metric(&self, name: &str) -> Option<f64> {
         match name {
-            AVAILABILITY => Some(self.availability),
+            AVAILABILITY => self.availability,
             UTILIZATION => self.utilization,
             "requests" => self.requests.map(|n| n as f64),
             "errors" => self.errors.map(|n| n as f64),
@@ -169,7 +175,7 @@ impl Snapshot {
     /// Sets a numeric metric (see [`Snapshot::metric`]; counters are not settable).
     pub fn set_metric(&mut self, name: &str, value: f64) {
         match name {
-            AVAILABILITY => self.availability = value,
+            AVAILABILITY => self.availability = Some(value),
             UTILIZATION => self.utilization = Some(value),
             _ => {
                 self.endpoints.insert(name.to_string(), value);
@@ -307,8 +313,12 @@ pub fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 
-/// `slo snapshot` from the command line.
+/// `slo snapshot` from the command line: from Prometheus when a server is
+/// named (`--prometheus`, `$PROMETHEUS_URL`, or the config), else simulated.
 pub fn run_snapshot(root: &Path, args: &crate::flags::SnapshotArgs) -> Result<u8> {
+    if let Some(code) = crate::prometheus::run_snapshot(root, args)? {
+        return Ok(code);
+    }
     let degrade = parse_degrade(&args.degrade).map_err(|e| util::fail(exit::USAGE, e))?;
     let seed = resolve_seed(args.seed)?;
     let snap = simulate(
@@ -376,7 +386,7 @@ mod tests {
             bad.metric(READS).unwrap(),
             plain.metric(READS).unwrap() + 210.0
         );
-        assert_eq!(bad.availability, 99.47);
+        assert_eq!(bad.availability, Some(99.47));
         assert_eq!(bad.degraded, d);
         let profile = parse_degrade(&["bad-release".into()]).unwrap();
         assert_eq!(profile[READS], 200.0);

@@ -22,6 +22,8 @@
 //! (The seed hashed Python's default `json.dumps`, whose key order is insertion
 //! order; sorting keys makes the hash independent of how the JSON was built.)
 
+pub mod faults;
+pub mod metrics;
 pub mod policy;
 pub mod probe;
 pub mod server;
@@ -94,6 +96,15 @@ pub fn provenance_hash(result: &serde_json::Value) -> String {
 
 /// `cargo xtask a2a serve`: run the gateway until Ctrl-C (or SIGTERM).
 pub fn run_serve(root: &Path, args: &crate::flags::ServeArgs) -> Result<u8> {
+    let usage = |e| crate::util::fail(crate::util::exit::USAGE, e);
+    let (faults, rest) = faults::split_degrade(&args.degrade).map_err(usage)?;
+    if let Some(spec) = rest.first() {
+        return Err(usage(anyhow::anyhow!(
+            "--degrade {spec:?}: the gateway injects only {}=+MS and {}=+PCT",
+            faults::LATENCY,
+            faults::ERROR_RATE
+        )));
+    }
     let gateway = Gateway::start(GatewayOptions {
         addr: args.addr.clone(),
         policy: match &args.policy {
@@ -103,14 +114,26 @@ pub fn run_serve(root: &Path, args: &crate::flags::ServeArgs) -> Result<u8> {
         decision_log: args.decision_log.as_ref().map(|p| root.join(p)),
         max_body: args.max_body,
         workers: args.workers,
+        faults,
+        metrics: !args.no_metrics,
     })?;
     eprintln!(
-        "a2a gateway listening on {} (policy {}{}); Ctrl-C stops it",
+        "a2a gateway listening on {} (policy {}{}{}); {}; Ctrl-C stops it",
         gateway.url(),
         gateway.policy_name(),
         match &args.decision_log {
             Some(p) => format!(", decision log {}", root.join(p).display()),
             None => String::new(),
+        },
+        if faults.is_none() {
+            String::new()
+        } else {
+            format!(", injecting {:?}", faults.as_degrade())
+        },
+        if args.no_metrics {
+            "no metrics".to_string()
+        } else {
+            format!("metrics at {}/metrics", gateway.url())
         }
     );
     let rt = tokio::runtime::Builder::new_current_thread()

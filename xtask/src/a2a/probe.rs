@@ -365,7 +365,7 @@ pub fn measured_snapshot(
     ] {
         snap.set_metric(metric, value);
     }
-    snap.availability = load.availability;
+    snap.availability = Some(load.availability);
     snap.requests = Some(load.requests);
     snap.errors = Some(load.errors);
     snap.policy = Some(probe.policy);

@@ -24,6 +24,9 @@
 //! can no longer be trusted. Either way the server goes on serving. A policy deny is `403` with the seed's full shape (so a client can
 //! still check the provenance hash) plus `"ok": false` and an `"error"`.
 //!
+//! `GET /metrics` and fault injection wrap every request ([`observed`]); the
+//! metrics and faults themselves live in their own modules.
+//!
 //! Every decision goes to the decision log as one JSON line (id, time, path,
 //! input summary, allow, reasons; data-API lines carry `result` instead). The
 //! lines are sent over a channel to one writer thread, so lines never
@@ -38,7 +41,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::task::Poll;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use http_body_util::{BodyExt, Full, Limited};
@@ -50,6 +53,8 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
+use super::faults::{Faults, Injected, Injector};
+use super::metrics::{self, Decision, Metrics};
 use super::policy::{Policy, PolicySource};
 
 /// The default request body limit: 1 MiB.
@@ -79,6 +84,10 @@ pub struct GatewayOptions {
     pub max_body: usize,
     /// Runtime worker threads (default: one per core).
     pub workers: Option<usize>,
+    /// Latency and errors to inject into `/a2a/perform` (a rehearsed bad release).
+    pub faults: Faults,
+    /// Keep Prometheus metrics and serve `GET /metrics` (default: yes).
+    pub metrics: bool,
 }
 
 impl Default for GatewayOptions {
@@ -89,6 +98,8 @@ impl Default for GatewayOptions {
             decision_log: None,
             max_body: DEFAULT_MAX_BODY,
             workers: None,
+            faults: Faults::default(),
+            metrics: true,
         }
     }
 }
@@ -140,6 +151,12 @@ impl Gateway {
             max_body: opts.max_body,
             next_id: AtomicU64::new(1),
             id_prefix: id_prefix(local),
+            metrics: if opts.metrics {
+                Metrics::new(&policy_name)
+            } else {
+                Metrics::off()
+            },
+            faults: Injector::new(opts.faults),
         });
         let (stop, stopped) = watch::channel(false);
         let server = std::thread::Builder::new()
@@ -234,6 +251,8 @@ struct State {
     max_body: usize,
     next_id: AtomicU64,
     id_prefix: String,
+    metrics: Metrics,
+    faults: Injector,
 }
 
 impl State {
@@ -277,7 +296,7 @@ async fn serve(
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req| {
                 let state = state.clone();
-                async move { Ok::<_, Infallible>(handle(&state, req).await) }
+                async move { Ok::<_, Infallible>(observed(&state, req).await) }
             });
             let conn = http.serve_connection(TokioIo::new(stream), service);
             let mut conn = std::pin::pin!(conn);
@@ -317,6 +336,29 @@ pub(super) async fn race<A: Future, B: Future>(a: A, b: B) -> Either<A::Output, 
 }
 
 type Reply = Response<Full<Bytes>>;
+
+/// Serves one request as [`handle`] does, plus `GET /metrics` and the
+/// injected faults, and counts it in the metrics (see [`metrics`]).
+async fn observed(state: &State, req: Request<Incoming>) -> Reply {
+    let started = Instant::now();
+    let route = metrics::route(req.uri().path());
+    let reply = if route == "/metrics" && req.method() == Method::GET && state.metrics.enabled() {
+        state.metrics.reply()
+    } else {
+        let injected = state
+            .faults
+            .apply(route, req, state.max_body, BODY_READ_TIMEOUT);
+        match injected.await {
+            Injected::Serve(req) => handle(state, req).await,
+            Injected::Answer(reply) => reply,
+        }
+    };
+    let decision = reply.extensions().get::<Decision>().copied();
+    state
+        .metrics
+        .observe(route, reply.status(), decision, started.elapsed());
+    reply
+}
 
 async fn handle(state: &State, req: Request<Incoming>) -> Reply {
     let path = req.uri().path().to_string();
@@ -410,7 +452,10 @@ fn perform(state: &State, body: &[u8]) -> Reply {
         return error_reply(StatusCode::BAD_REQUEST, &msg);
     }
     let id = state.decision_id();
-    let decision = match state.policy.decide_keyed(body, &input) {
+    let evaluating = Instant::now();
+    let decided = state.policy.decide_keyed(body, &input);
+    state.metrics.observe_policy(evaluating.elapsed());
+    let decision = match decided {
         Ok(d) => d,
         Err(e) => {
             let msg = format!("policy error: {e:#}");
@@ -460,12 +505,14 @@ fn perform(state: &State, body: &[u8]) -> Reply {
     out.extend_from_slice(b"},\"provenance\":{\"hash\":\"");
     out.extend_from_slice(hash.as_bytes());
     out.extend_from_slice(format!("\",\"time\":{time}}}}}").as_bytes());
-    let status = if decision.allow {
-        StatusCode::OK
+    let (status, label) = if decision.allow {
+        (StatusCode::OK, Decision::Allow)
     } else {
-        StatusCode::FORBIDDEN
+        (StatusCode::FORBIDDEN, Decision::Deny)
     };
-    bytes_reply(status, out)
+    let mut reply = bytes_reply(status, out);
+    reply.extensions_mut().insert(label);
+    reply
 }
 
 fn check_perform_input(input: &Value) -> Result<(), String> {
@@ -522,7 +569,10 @@ fn data_api(state: &State, path: &str, body: &[u8]) -> Reply {
     };
     let id = state.decision_id();
     let null = Value::Null;
-    match state.policy.query(&reference, input.as_ref()) {
+    let evaluating = Instant::now();
+    let queried = state.policy.query(&reference, input.as_ref());
+    state.metrics.observe_policy(evaluating.elapsed());
+    match queried {
         Ok(result) => {
             state.log_line(
                 &id,

@@ -40,6 +40,7 @@ pub fn hermetic(cmd: &mut Command) {
         "A2A_URL",
         "SOURCE_DATE_EPOCH",
         "GITHUB_STEP_SUMMARY",
+        "PROMETHEUS_URL",
     ] {
         cmd.env_remove(var);
     }
