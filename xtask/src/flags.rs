@@ -40,8 +40,9 @@ pub enum XtaskCmd {
     /// Take SLO snapshots.
     #[command(subcommand)]
     Slo(SloCmd),
-    /// Judge one rollout stage against its objectives and write its report.
-    Gates(GatesArgs),
+    /// Judge one rollout stage against its objectives and write its report;
+    /// `gates export` writes the objectives as Argo Rollouts or Flagger manifests.
+    Gates(GatesCmd),
     /// Serve or probe the A2A agent gateway.
     #[command(subcommand)]
     A2a(A2aCmd),
@@ -70,8 +71,9 @@ pub enum McCmd {
     /// Take SLO snapshots.
     #[command(subcommand)]
     Slo(SloCmd),
-    /// Judge one rollout stage against its objectives and write its report.
-    Gates(GatesArgs),
+    /// Judge one rollout stage against its objectives and write its report;
+    /// `gates export` writes the objectives as Argo Rollouts or Flagger manifests.
+    Gates(GatesCmd),
 }
 
 #[derive(Debug, Subcommand)]
@@ -146,6 +148,56 @@ pub struct SnapshotArgs {
     /// the project root when present).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+}
+
+/// `gates`: the seed's command line judges a stage (`gates --stage S --report
+/// FILE ...`); `gates export` is a subcommand beside it.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct GatesCmd {
+    #[command(subcommand)]
+    pub sub: Option<GatesSub>,
+    #[command(flatten)]
+    pub judge: Option<GatesArgs>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GatesSub {
+    /// Write the objectives as Kubernetes manifests for the engine of the real
+    /// rollout: Argo Rollouts AnalysisTemplates or Flagger MetricTemplates and a
+    /// Canary. Objectives the engine cannot express are listed on stderr.
+    #[command(
+        after_help = "Exit codes: 0 written; 1 a config without a Prometheus address, a name \
+        collision, a stage with nothing to export, an unwritable --out; 2 bad command line or \
+        an unknown stage."
+    )]
+    Export(ExportArgs),
+}
+
+/// The engines `gates export` writes manifests for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    /// Argo Rollouts: one AnalysisTemplate per stage.
+    Argo,
+    /// Flagger: one MetricTemplate per metric and a Canary with the analysis.
+    Flagger,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The engine of the real rollout.
+    #[arg(long, value_enum, value_name = "ENGINE")]
+    pub format: ExportFormat,
+    /// argo: export this stage only (default: every stage); flagger: take this
+    /// stage's bounds (default: the last canary stage).
+    #[arg(long, value_name = "STAGE")]
+    pub stage: Option<String>,
+    /// Gate configuration (TOML; default: golive.toml in the project root when present).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Write the manifests to this file (atomically) instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -115,6 +115,8 @@ pub struct Config {
     pub regression: Regression,
     /// The `[prometheus]` section: where real observations come from.
     pub prometheus: crate::prometheus::Config,
+    /// The `[export]` section: settings of `gates export`'s manifests.
+    pub export: crate::export::Settings,
     /// The TOML file it came from; `None` for the built-in defaults.
     pub file: Option<FileRef>,
 }
@@ -183,6 +185,7 @@ impl Default for Config {
                 warn_pct: Some(50.0),
             },
             prometheus: crate::prometheus::Config::default(),
+            export: crate::export::Settings::default(),
             file: None,
         }
     }
@@ -196,6 +199,7 @@ struct RawConfig {
     #[serde(default)]
     objectives: BTreeMap<String, BTreeMap<String, RawObjective>>,
     prometheus: Option<crate::prometheus::RawConfig>,
+    export: Option<crate::export::RawSettings>,
 }
 
 #[derive(Deserialize)]
@@ -293,6 +297,11 @@ impl Config {
     /// timeout = "10s"   # per HTTP request
     /// [prometheus.queries]   # replaces the default queries as a whole
     /// "A2A.perform.p95_ms" = 'histogram_quantile(0.95, sum by (le) (rate(a2a_request_duration_seconds_bucket{route="/a2a/perform"}[$window]))) * 1000'
+    ///
+    /// # What `gates export` writes besides the objectives (see `crate::export::Settings`).
+    /// [export]
+    /// name = "mc"          # resource name prefix
+    /// interval = "1m"      # between measurements; a query's `$window`
     /// ```
     pub fn parse(text: &str, name: &str) -> Result<Config> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| {
@@ -350,6 +359,10 @@ impl Config {
         if let Some(raw) = raw.prometheus {
             config.prometheus =
                 crate::prometheus::Config::from_raw(raw).map_err(|e| anyhow!("{name}: {e}"))?;
+        }
+        if let Some(raw) = raw.export {
+            config.export =
+                crate::export::Settings::from_raw(raw).map_err(|e| anyhow!("{name}: {e}"))?;
         }
         Ok(config)
     }

@@ -13,6 +13,7 @@ pub mod a2a;
 #[cfg(feature = "bench")]
 pub mod bench;
 pub mod evidence;
+pub mod export;
 pub mod flags;
 pub mod gates;
 pub mod golive;
@@ -28,7 +29,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Parser;
 
-use flags::{A2aCmd, EvidenceCmd, McCmd, SloCmd, XtaskCmd};
+use flags::{A2aCmd, EvidenceCmd, GatesCmd, GatesSub, McCmd, SloCmd, XtaskCmd};
 
 /// The whole `cargo xtask` program for the workspace at `root`: parses the
 /// process's arguments, runs the task, prints any error once, and returns the
@@ -46,7 +47,7 @@ pub fn run_xtask(cmd: XtaskCmd, root: &Path) -> Result<u8> {
         XtaskCmd::Golive(args) => golive::run(root, &args),
         XtaskCmd::Evidence(cmd) => run_evidence(cmd, root, PROG),
         XtaskCmd::Slo(SloCmd::Snapshot(args)) => slo::run_snapshot(root, &args),
-        XtaskCmd::Gates(args) => gates::run(root, &args),
+        XtaskCmd::Gates(cmd) => run_gates(cmd, root),
         XtaskCmd::A2a(A2aCmd::Serve(args)) => a2a::run_serve(root, &args),
         XtaskCmd::A2a(A2aCmd::Probe(args)) => a2a::run_probe(root, &args),
         #[cfg(feature = "bench")]
@@ -60,7 +61,19 @@ pub fn run_mc(cmd: McCmd, root: &Path) -> Result<u8> {
     match cmd {
         McCmd::Evidence(cmd) => run_evidence(cmd, root, PROG),
         McCmd::Slo(SloCmd::Snapshot(args)) => slo::run_snapshot(root, &args),
-        McCmd::Gates(args) => gates::run(root, &args),
+        McCmd::Gates(cmd) => run_gates(cmd, root),
+    }
+}
+
+fn run_gates(cmd: GatesCmd, root: &Path) -> Result<u8> {
+    match (cmd.sub, cmd.judge) {
+        (Some(GatesSub::Export(args)), _) => export::run(root, &args),
+        (None, Some(args)) => gates::run(root, &args),
+        // clap requires --stage and --report when there is no subcommand.
+        (None, None) => Err(util::fail(
+            util::exit::USAGE,
+            anyhow::anyhow!("gates needs --stage and --report, or a subcommand (export)"),
+        )),
     }
 }
 

@@ -1,0 +1,141 @@
+//! A small YAML writer for the exported manifests: block mappings and
+//! sequences, and every string as a JSON string literal.
+//!
+//! A JSON string literal is a valid YAML double-quoted scalar (YAML's escapes
+//! are a superset of JSON's), so quoting every string keeps the writer
+//! trivially correct: no plain scalar can turn into a number, a boolean or a
+//! comment (`"true"`, `"1e3"`, `"a # b"` stay strings), and a PromQL query with
+//! quotes, braces or newlines is written exactly. The tests parse the output
+//! back with a YAML crate. A full YAML library would cost the xtask's cold build
+//! about 10 s (the README's figures) for what these 80 lines do.
+
+use serde_json::{Map, Value};
+
+/// Writes `doc` (a mapping) as a YAML block document, after `comments` (one
+/// `# ` line each) and a `---` marker.
+pub fn document(out: &mut String, comments: &[String], doc: &Value) {
+    out.push_str("---\n");
+    for line in comments {
+        comment(out, line);
+    }
+    match doc {
+        Value::Object(map) if !map.is_empty() => mapping(out, map, 0, false),
+        other => {
+            scalar(out, other);
+            out.push('\n');
+        }
+    }
+}
+
+/// Writes `# line`; a line break inside `line` starts another comment line.
+pub fn comment(out: &mut String, line: &str) {
+    for part in line.split('\n') {
+        if part.is_empty() {
+            out.push_str("#\n");
+        } else {
+            out.push_str("# ");
+            out.push_str(part);
+            out.push('\n');
+        }
+    }
+}
+
+fn pad(out: &mut String, indent: usize) {
+    out.push_str(&" ".repeat(indent));
+}
+
+/// The entries of `map` at `indent`; with `inline_first`, the first entry
+/// follows a `- ` already written.
+fn mapping(out: &mut String, map: &Map<String, Value>, indent: usize, inline_first: bool) {
+    for (i, (key, value)) in map.iter().enumerate() {
+        if i > 0 || !inline_first {
+            pad(out, indent);
+        }
+        self::key(out, key);
+        out.push(':');
+        after_colon(out, value, indent);
+    }
+}
+
+/// A value after `key:` or `-`: a scalar on the same line, a collection on the
+/// lines below, indented.
+fn after_colon(out: &mut String, value: &Value, indent: usize) {
+    match value {
+        Value::Object(m) if !m.is_empty() => {
+            out.push('\n');
+            mapping(out, m, indent + 2, false);
+        }
+        Value::Array(a) if !a.is_empty() => {
+            out.push('\n');
+            sequence(out, a, indent + 2);
+        }
+        other => {
+            out.push(' ');
+            scalar(out, other);
+            out.push('\n');
+        }
+    }
+}
+
+fn sequence(out: &mut String, items: &[Value], indent: usize) {
+    for item in items {
+        pad(out, indent);
+        match item {
+            Value::Object(m) if !m.is_empty() => {
+                out.push_str("- ");
+                mapping(out, m, indent + 2, true);
+            }
+            other => {
+                out.push('-');
+                after_colon(out, other, indent);
+            }
+        }
+    }
+}
+
+/// A key: plain when it is a simple identifier (every Kubernetes field name),
+/// else quoted.
+fn key(out: &mut String, key: &str) {
+    let plain = key.starts_with(|c: char| c.is_ascii_alphabetic())
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '/'))
+        && !matches!(
+            key.to_ascii_lowercase().as_str(),
+            "true" | "false" | "null" | "yes" | "no" | "on" | "off" | "y" | "n"
+        );
+    if plain {
+        out.push_str(key);
+    } else {
+        scalar(out, &Value::from(key));
+    }
+}
+
+/// A scalar (or an empty collection) in JSON syntax, which YAML reads the same.
+fn scalar(out: &mut String, value: &Value) {
+    out.push_str(&value.to_string());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn nested_collections_are_indented_blocks() {
+        let mut out = String::new();
+        let doc = json!({
+            "kind": "X",
+            "spec": {"metrics": [{"name": "a", "provider": {"p": {"q": "x{a=\"b\"}\nc"}}}, 3],
+                     "empty": {}, "none": [], "nested": [[1, 2]]},
+            "true": "false",
+        });
+        document(&mut out, &["one".into(), "two\nthree".into()], &doc);
+        assert_eq!(
+            out,
+            "---\n# one\n# two\n# three\nkind: \"X\"\nspec:\n  metrics:\n    - name: \"a\"\n      \
+             provider:\n        p:\n          q: \"x{a=\\\"b\\\"}\\nc\"\n    - 3\n  empty: {}\n  \
+             none: []\n  nested:\n    -\n      - 1\n      - 2\n\"true\": \"false\"\n"
+        );
+    }
+}
