@@ -63,6 +63,8 @@ pub struct Mc {
     pub cmd: McCmd,
 }
 
+// Parsed once per run: the size of a variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum McCmd {
     /// Pack or verify a signed evidence bundle.

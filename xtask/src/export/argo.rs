@@ -60,8 +60,7 @@ pub fn render(src: &Source<'_>, stage: Option<&str>) -> Result<Rendered> {
                 s.name
             );
         }
-        super::check_name(&name, 63)
-            .map_err(|e| anyhow::anyhow!("stage {:?}: {e}", s.name))?;
+        super::check_name(&name, 63).map_err(|e| anyhow::anyhow!("stage {:?}: {e}", s.name))?;
         let (planned, l) = super::plan(src, s)?;
         left.extend(l);
         let mut comments = vec![format!(

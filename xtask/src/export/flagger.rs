@@ -56,7 +56,10 @@ pub fn render(src: &Source<'_>, stage: Option<&str>) -> Result<Rendered> {
     }
     let chosen = match stage {
         Some(name) => src.config.stage(name)?,
-        None => canaries.last().map(|(s, _)| *s).ok_or_else(|| anyhow!("no canary stage"))?,
+        None => canaries
+            .last()
+            .map(|(s, _)| *s)
+            .ok_or_else(|| anyhow!("no canary stage"))?,
     };
     let (planned, left) = super::plan(src, chosen)?;
     let mut names = vec![src.settings.name.clone()];
@@ -85,10 +88,15 @@ pub fn render(src: &Source<'_>, stage: Option<&str>) -> Result<Rendered> {
             chosen.name
         ),
         "thresholdRange is the pass bound. Flagger has no warning band and counts a query".into(),
-        "without data as a failed check: stricter than the local gate for warn and optional.".into(),
+        "without data as a failed check: stricter than the local gate for warn and optional."
+            .into(),
     ];
     comments.extend(planned.iter().map(super::describe));
-    yaml::document(&mut text, &comments, &canary(src, chosen, &planned, &weights));
+    yaml::document(
+        &mut text,
+        &comments,
+        &canary(src, chosen, &planned, &weights),
+    );
     Ok(Rendered {
         text,
         left_out,

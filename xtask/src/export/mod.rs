@@ -138,7 +138,8 @@ impl Settings {
             s.namespace = Some(ns);
         }
         if let Some(url) = raw.prometheus_url {
-            check_url(&url).map_err(|e| format!("export.prometheus_url: {e}"))?;
+            crate::prometheus::check_url(&url)
+                .map_err(|e| format!("export.prometheus_url: {e}"))?;
             s.prometheus_url = Some(url);
         }
         if let Some(interval) = raw.interval {
@@ -196,18 +197,6 @@ pub fn check_interval(text: &str) -> Result<(), String> {
         && digits.bytes().any(|b| b != b'0');
     ok.then_some(())
         .ok_or_else(|| format!("{text:?} is not a number of seconds or minutes (e.g. 30s, 1m)"))
-}
-
-/// Checks that `url` is an `http://` or `https://` base URL with a host.
-pub fn check_url(url: &str) -> Result<(), String> {
-    let rest = url
-        .strip_prefix("http://")
-        .or_else(|| url.strip_prefix("https://"))
-        .ok_or_else(|| format!("{url:?} is not an http:// or https:// URL"))?;
-    if rest.is_empty() || rest.starts_with('/') || rest.contains(char::is_whitespace) {
-        return Err(format!("{url:?} has no host"));
-    }
-    Ok(())
 }
 
 /// The Kubernetes form of a metric or stage name: lowercase, every run of
@@ -320,7 +309,11 @@ pub fn merge_left_out(entries: impl IntoIterator<Item = LeftOut>) -> Vec<LeftOut
     }
     merged
         .into_iter()
-        .map(|((metric, why), stages)| LeftOut { metric, why, stages })
+        .map(|((metric, why), stages)| LeftOut {
+            metric,
+            why,
+            stages,
+        })
         .collect()
 }
 
@@ -389,11 +382,12 @@ pub fn header(src: &Source<'_>, format: &str, left: &[LeftOut]) -> Vec<String> {
     };
     let mut lines = vec![
         format!("Exported by `cargo xtask gates export --format {format}` from {from}."),
-        "Thresholds are the local gate's bounds, compared with each query's result as it is,".into(),
+        "Thresholds are the local gate's bounds, compared with each query's result as it is,"
+            .into(),
         "in the unit the query returns: never rescaled.".into(),
     ];
     if !left.is_empty() {
-        lines.push("Left out (the engine cannot express them):".into());
+        lines.push("Left out, as the engine cannot express them or has no query for them:".into());
         for l in left {
             lines.push(format!(
                 "  {} (stages {}): {}",
@@ -478,6 +472,31 @@ pub fn run(root: &Path, args: &crate::flags::ExportArgs) -> Result<u8> {
         settings,
     };
     let rendered = render(&src, args.format, args.stage.as_deref())?;
+    // The manifests first: an error writing them is then the only line on stderr.
+    match &args.out {
+        Some(out) => {
+            let path = root.join(out);
+            util::remove_stale_tmp(&path)?;
+            util::write_atomic(&path, rendered.text.as_bytes())?;
+            println!(
+                "wrote {} manifests → {}",
+                format_name(args.format),
+                out.display()
+            );
+        }
+        None => {
+            use std::io::Write;
+            let mut stdout = std::io::stdout().lock();
+            match stdout
+                .write_all(rendered.text.as_bytes())
+                .and_then(|()| stdout.flush())
+            {
+                // A closed stdout (`| head`) ends the program quietly.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(exit::OK),
+                other => other.context("cannot write to stdout")?,
+            }
+        }
+    }
     for note in &rendered.notes {
         eprintln!("{note}");
     }
@@ -489,25 +508,108 @@ pub fn run(root: &Path, args: &crate::flags::ExportArgs) -> Result<u8> {
             l.why
         );
     }
-    match &args.out {
-        Some(out) => {
-            let path = root.join(out);
-            util::remove_stale_tmp(&path)?;
-            util::write_atomic(&path, rendered.text.as_bytes())?;
-            println!("wrote {} manifests → {}", format_name(args.format), out.display());
-        }
-        None => {
-            use std::io::Write;
-            let mut stdout = std::io::stdout().lock();
-            match stdout
-                .write_all(rendered.text.as_bytes())
-                .and_then(|()| stdout.flush())
-            {
-                // A closed stdout (`| head`) ends the program quietly.
-                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
-                other => other.context("cannot write to stdout")?,
-            }
+    Ok(exit::OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kubernetes_names() {
+        assert_eq!(k8s_name("GraphQL.reads.p95_ms"), "graphql-reads-p95-ms");
+        assert_eq!(k8s_name("__a..b__"), "a-b");
+        assert_eq!(k8s_name("canary_20"), "canary-20");
+        assert_eq!(k8s_name("é"), "");
+        assert!(check_name("mc-canary-20", 63).is_ok());
+        for bad in ["", "-a", "a-", "A", "a_b", &"a".repeat(64)] {
+            assert!(check_name(bad, 63).is_err(), "{bad:?}");
         }
     }
-    Ok(exit::OK)
+
+    #[test]
+    fn intervals_both_engines_accept() {
+        for ok in ["30s", "1m", "90s", "15m"] {
+            assert!(check_interval(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "", "m", "0s", "1h", "1m30s", "-1m", "1.5m", "1 m", "9999999s",
+        ] {
+            assert!(check_interval(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn canary_weights_come_from_stage_names() {
+        assert_eq!(flagger::canary_weight("canary_20"), Some(20));
+        assert_eq!(flagger::canary_weight("canary_5"), Some(5));
+        for no in [
+            "canary_0",
+            "canary_100",
+            "canary_",
+            "canary_x",
+            "stage",
+            "canary_+5",
+        ] {
+            assert_eq!(flagger::canary_weight(no), None, "{no}");
+        }
+    }
+
+    #[test]
+    fn export_settings_parse_and_validate() {
+        let c = gates::Config::parse(
+            "[export]\nname = \"shop\"\ncount = 3\ntarget_kind = \"DaemonSet\"\nport = 9000",
+            "golive.toml",
+        )
+        .unwrap();
+        assert_eq!(c.export.name, "shop");
+        assert_eq!(c.export.count, 3);
+        assert_eq!(c.export.target_kind, TargetKind::DaemonSet);
+        assert_eq!(c.export.port, 9000);
+        assert_eq!(c.export.interval, Settings::default().interval);
+        for (text, needle) in [
+            (
+                "[export]\ncolour = 1",
+                "line 2, column 1: unknown field `colour`",
+            ),
+            ("[export]\ncount = 0", "export.count: 0 is out of range"),
+            ("[export]\nport = 0", "export.port: 0 is not a port"),
+            (
+                "[export]\nprometheus_url = \"prom:9090\"",
+                "export.prometheus_url:",
+            ),
+            ("[export]\ntarget_kind = \"Pod\"", "line 2"),
+            ("[export]\nnamespace = \"Shop\"", "export.namespace:"),
+        ] {
+            let err = format!(
+                "{:#}",
+                gates::Config::parse(text, "golive.toml").unwrap_err()
+            );
+            assert!(err.contains(needle), "{text:?}: {err}");
+            assert!(!err.contains('\n'), "{err}");
+        }
+    }
+
+    #[test]
+    fn conditions_mirror_the_bounds() {
+        let o = |bound, warn, required| Objective {
+            bound,
+            warn,
+            required,
+        };
+        assert_eq!(
+            argo::conditions(&o(Bound::Max(500.0), Some(1000.0), false)),
+            (
+                "len(result) > 0 && result[0] <= 500".to_string(),
+                "len(result) > 0 && result[0] > 1000".to_string()
+            )
+        );
+        assert_eq!(
+            argo::conditions(&o(Bound::Min(99.9), None, true)),
+            (
+                "len(result) > 0 && result[0] >= 99.9".to_string(),
+                "len(result) == 0 || result[0] < 99.9".to_string()
+            )
+        );
+    }
 }
