@@ -30,7 +30,7 @@ fn documents(text: &str) -> Vec<Value> {
 
 // ---------------------------------------------------------------------------
 // Argo's expressions, the subset the export writes: `len(result) > 0`,
-// `len(result) == 0` and `result[0] OP NUMBER`, joined by `&&` (binding
+// `len(result) == 0`, `isNaN(result[0])` and `result[0] OP NUMBER`, joined by `&&` (binding
 // tighter) and `||`, evaluated left to right with short circuits as expr does.
 // `Err` is what Argo would report as an evaluation error (index out of range).
 
@@ -38,6 +38,12 @@ fn eval_atom(atom: &str, result: &[f64]) -> Result<bool, String> {
     match atom {
         "len(result) > 0" => return Ok(!result.is_empty()),
         "len(result) == 0" => return Ok(result.is_empty()),
+        "isNaN(result[0])" => {
+            return result
+                .first()
+                .map(|v| v.is_nan())
+                .ok_or_else(|| "index out of range: result[0]".into())
+        }
         _ => {}
     }
     let (op, x) = comparison(atom);
@@ -82,7 +88,7 @@ fn bound_of(condition: &str) -> (String, f64) {
     let atoms: Vec<&str> = condition
         .split(" || ")
         .flat_map(|t| t.split(" && "))
-        .filter(|a| a.starts_with("result[0]"))
+        .filter(|a| a.starts_with("result[0] "))
         .collect();
     assert_eq!(atoms.len(), 1, "{condition}");
     let (op, x) = comparison(atoms[0]);
@@ -96,6 +102,13 @@ fn the_evaluator_follows_exprs_rules() {
     assert_eq!(eval("len(result) == 0 || result[0] > 5", &[]), Ok(true));
     assert_eq!(eval("len(result) == 0 || result[0] > 5", &[5.5]), Ok(true));
     assert!(eval("result[0] > 5", &[]).is_err());
+    let required = "len(result) == 0 || isNaN(result[0]) || result[0] > 5";
+    assert_eq!(eval(required, &[f64::NAN]), Ok(true));
+    assert_eq!(eval(required, &[4.0]), Ok(false));
+    assert_eq!(
+        eval("len(result) > 0 && result[0] <= 5", &[f64::NAN]),
+        Ok(false)
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -259,16 +272,32 @@ fn exported_thresholds_are_the_local_gates_and_judge_alike() {
                 compared += 1;
             }
 
-            // No data: a required objective fails, an optional one is inconclusive.
-            if metric != slo::AVAILABILITY {
-                let (verdict, ..) = local(
-                    &config,
-                    &stage.name,
-                    &with_value(&base, metric, None),
-                    metric,
+            // No data (an empty vector, or NaN: a quantile over no traffic): a
+            // required objective fails, an optional one is inconclusive.
+            let no_data = match metric.as_str() {
+                slo::AVAILABILITY => {
+                    assert!(
+                        objective.required,
+                        "availability is always observed locally"
+                    );
+                    Verdict::Fail
+                }
+                _ => {
+                    local(
+                        &config,
+                        &stage.name,
+                        &with_value(&base, metric, None),
+                        metric,
+                    )
+                    .0
+                }
+            };
+            for result in [&[][..], &[f64::NAN]] {
+                let argo_says = (
+                    eval(success, result).unwrap(),
+                    eval(failure, result).unwrap(),
                 );
-                let argo_says = (eval(success, &[]).unwrap(), eval(failure, &[]).unwrap());
-                match verdict {
+                match no_data {
                     Verdict::Fail => assert!(objective.required && argo_says == (false, true)),
                     Verdict::NoData => assert!(!objective.required && argo_says == (false, false)),
                     other => panic!("{metric} without data: {other:?}"),

@@ -13,11 +13,15 @@
 //! | FAIL: beyond the warn bound | Failed | `failureCondition: result[0] > warn` |
 //!
 //! Without a warn bound the failure condition is the pass bound's complement
-//! (no inconclusive band). A Prometheus query gives a vector, empty when there
-//! is no data: a required objective fails then (`len(result) == 0 ||` in its
-//! failure condition), an optional one is inconclusive, as the local gate's
-//! `NO_DATA`. `failureLimit`, `inconclusiveLimit`, `interval` and `count` come
-//! from `[export]`.
+//! (no inconclusive band). Argo hands a Prometheus vector to the conditions
+//! as a list, empty when there is no data; a quantile over no traffic is `NaN`.
+//! Either way a required objective fails (`len(result) == 0 ||
+//! isNaN(result[0]) ||` in its failure condition, `isNaN` being one of Argo's
+//! condition functions) and an optional one matches neither condition, so it
+//! is inconclusive, as the local gate's `NO_DATA`. A query must therefore give
+//! a vector: Argo passes a scalar as a bare number, which has no `result[0]`.
+//! `failureLimit`, `inconclusiveLimit`, `interval` and `count` come from
+//! `[export]`.
 
 use anyhow::{bail, Result};
 use serde_json::{json, Value};
@@ -36,7 +40,7 @@ pub fn conditions(objective: &Objective) -> (String, String) {
     let fail = objective.warn.unwrap_or(pass);
     let success = format!("len(result) > 0 && result[0] {pass_op} {pass}");
     let failure = if objective.required {
-        format!("len(result) == 0 || result[0] {fail_op} {fail}")
+        format!("len(result) == 0 || isNaN(result[0]) || result[0] {fail_op} {fail}")
     } else {
         format!("len(result) > 0 && result[0] {fail_op} {fail}")
     };

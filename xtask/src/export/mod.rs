@@ -608,7 +608,7 @@ mod tests {
             argo::conditions(&o(Bound::Min(99.9), None, true)),
             (
                 "len(result) > 0 && result[0] >= 99.9".to_string(),
-                "len(result) == 0 || result[0] < 99.9".to_string()
+                "len(result) == 0 || isNaN(result[0]) || result[0] < 99.9".to_string()
             )
         );
     }
