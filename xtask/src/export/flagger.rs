@@ -36,40 +36,39 @@ pub fn threshold_range(bound: Bound) -> Value {
     }
 }
 
-/// The export with the bounds of `stage`, by default the last canary stage.
-pub fn render(src: &Source<'_>, stage: Option<&str>) -> Result<Rendered> {
+/// The step weights of the canary stages, in rollout order, and the last
+/// canary stage.
+fn step_weights<'a>(src: &Source<'a>) -> Result<(Vec<u32>, &'a Stage)> {
     let canaries: Vec<(&Stage, u32)> = src
         .config
         .stages
         .iter()
         .filter_map(|s| canary_weight(&s.name).map(|w| (s, w)))
         .collect();
-    let weights: Vec<u32> = canaries.iter().map(|(_, w)| *w).collect();
-    if weights.is_empty() {
+    let Some((last, _)) = canaries.last() else {
         bail!(
             "no canary stage (canary_<percent>, like canary_20) to take Flagger's stepWeights from: \
              add one to `stages` in golive.toml"
         );
-    }
+    };
+    let weights: Vec<u32> = canaries.iter().map(|(_, w)| *w).collect();
     if weights.windows(2).any(|w| w[0] >= w[1]) {
         bail!("the canary stages' weights {weights:?} do not grow: Flagger's stepWeights must");
     }
+    Ok((weights, last))
+}
+
+/// The export with the bounds of `stage`, by default the last canary stage.
+pub fn render(src: &Source<'_>, stage: Option<&str>) -> Result<Rendered> {
+    let (weights, last) = step_weights(src)?;
     let chosen = match stage {
         Some(name) => src.config.stage(name)?,
-        None => canaries
-            .last()
-            .map(|(s, _)| *s)
-            .ok_or_else(|| anyhow!("no canary stage"))?,
+        None => last,
     };
     let (planned, left) = super::plan(src, chosen)?;
-    let mut names = vec![src.settings.name.clone()];
     for p in &planned {
-        let name = template_name(src, p);
-        super::check_name(&name, 63).map_err(|e| anyhow!("metric {:?}: {e}", p.metric))?;
-        if names.contains(&name) {
-            bail!("the MetricTemplate {name:?} has the Canary's name: set [export] name");
-        }
-        names.push(name);
+        super::check_name(&template_name(src, p), 63)
+            .map_err(|e| anyhow!("metric {:?}: {e}", p.metric))?;
     }
     let mut left_out = super::merge_left_out(left);
     left_out.push(super::regression_left_out(src, &[chosen]));

@@ -473,29 +473,8 @@ pub fn run(root: &Path, args: &crate::flags::ExportArgs) -> Result<u8> {
     };
     let rendered = render(&src, args.format, args.stage.as_deref())?;
     // The manifests first: an error writing them is then the only line on stderr.
-    match &args.out {
-        Some(out) => {
-            let path = root.join(out);
-            util::remove_stale_tmp(&path)?;
-            util::write_atomic(&path, rendered.text.as_bytes())?;
-            println!(
-                "wrote {} manifests → {}",
-                format_name(args.format),
-                out.display()
-            );
-        }
-        None => {
-            use std::io::Write;
-            let mut stdout = std::io::stdout().lock();
-            match stdout
-                .write_all(rendered.text.as_bytes())
-                .and_then(|()| stdout.flush())
-            {
-                // A closed stdout (`| head`) ends the program quietly.
-                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(exit::OK),
-                other => other.context("cannot write to stdout")?,
-            }
-        }
+    if !emit(root, args, &rendered)? {
+        return Ok(exit::OK);
     }
     for note in &rendered.notes {
         eprintln!("{note}");
@@ -509,6 +488,31 @@ pub fn run(root: &Path, args: &crate::flags::ExportArgs) -> Result<u8> {
         );
     }
     Ok(exit::OK)
+}
+
+/// Writes the manifests to `--out` (atomically) or stdout; `false` when
+/// stdout was closed (`| head`), which ends the program quietly.
+fn emit(root: &Path, args: &crate::flags::ExportArgs, rendered: &Rendered) -> Result<bool> {
+    let Some(out) = &args.out else {
+        use std::io::Write;
+        let mut stdout = std::io::stdout().lock();
+        return match stdout
+            .write_all(rendered.text.as_bytes())
+            .and_then(|()| stdout.flush())
+        {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
+            other => other.map(|()| true).context("cannot write to stdout"),
+        };
+    };
+    let path = root.join(out);
+    util::remove_stale_tmp(&path)?;
+    util::write_atomic(&path, rendered.text.as_bytes())?;
+    println!(
+        "wrote {} manifests → {}",
+        format_name(args.format),
+        out.display()
+    );
+    Ok(true)
 }
 
 #[cfg(test)]
