@@ -113,13 +113,89 @@ fn key(out: &mut String, key: &str) {
 
 /// A scalar (or an empty collection) in JSON syntax, which YAML reads the same.
 fn scalar(out: &mut String, value: &Value) {
-    out.push_str(&value.to_string());
+    match value {
+        Value::String(text) => string(out, text),
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+/// A double-quoted string. JSON's escapes, and also every character YAML
+/// does not allow unescaped in a document (DEL, the C1 controls, U+FFFE and
+/// U+FFFF) or that an older reader takes for a line break (U+2028, U+2029),
+/// which JSON leaves as they are.
+fn string(out: &mut String, text: &str) {
+    use std::fmt::Write;
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            // U+2028 and U+2029 are line breaks to a YAML 1.1 reader (libyaml).
+            '\u{2028}' | '\u{2029}' => {
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+            }
+            '\u{20}'..='\u{7e}' | '\u{a0}'..='\u{fffd}' | '\u{10000}'.. => out.push(c),
+            _ => {
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+            }
+        }
+    }
+    out.push('"');
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// Parses `text` back with a YAML crate (one document).
+    fn parse(text: &str) -> Value {
+        serde_yaml_ng::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
+    }
+
+    #[test]
+    fn any_string_reads_back_the_same() {
+        let mut hostile: Vec<String> = (0..0x3000u32)
+            .chain([
+                0xd7ff, 0xe000, 0xfeff, 0xfffd, 0xfffe, 0xffff, 0x10000, 0x10ffff,
+            ])
+            .filter_map(char::from_u32)
+            .map(String::from)
+            .collect();
+        hostile.extend(
+            [
+                "",
+                " ",
+                "true",
+                "null",
+                "~",
+                "1e3",
+                "0x10",
+                "- a",
+                "a: b",
+                "# c",
+                "'q'",
+                "{{ interval }}",
+                "x{a=\"b\"}[$window]\n",
+                "---",
+                "...",
+                "a\u{2028}b",
+                "\u{85}",
+                " lead",
+                "trail ",
+            ]
+            .map(String::from),
+        );
+        for text in hostile {
+            let doc = json!({ "k": text, "list": [text], text.clone(): 1 });
+            let mut out = String::new();
+            document(&mut out, &[], &doc);
+            assert_eq!(parse(&out), doc, "{text:?} as {out:?}");
+        }
+    }
 
     #[test]
     fn nested_collections_are_indented_blocks() {
@@ -131,6 +207,7 @@ mod tests {
             "true": "false",
         });
         document(&mut out, &["one".into(), "two\nthree".into()], &doc);
+        assert_eq!(parse(&out), doc);
         assert_eq!(
             out,
             "---\n# one\n# two\n# three\nkind: \"X\"\nspec:\n  metrics:\n    - name: \"a\"\n      \
