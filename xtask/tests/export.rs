@@ -541,3 +541,20 @@ fn errors_are_one_line_with_their_exit_code_and_write_nothing() {
     let left: Vec<_> = std::fs::read_dir(root.join("taken")).unwrap().collect();
     assert_eq!(left.len(), 1, "no temporary file left beside the target");
 }
+
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    let p = temp_project();
+    std::fs::write(p.path().join("golive.toml"), PROM).unwrap();
+    let mut child = xtask(p.path())
+        .args(["gates", "export", "--format", "argo"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Close the reading end at once, as `| head -0` would.
+    drop(child.stdout.take());
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("cannot write"), "{}", stderr(&o));
+}
