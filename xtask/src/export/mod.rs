@@ -238,7 +238,8 @@ pub struct Planned<'a> {
     pub objective: Objective,
 }
 
-/// An objective the engines cannot express, and why.
+/// An objective left out of the export (no query, or one the engines cannot
+/// express), why, and at which stages.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct LeftOut {
     pub metric: String,
@@ -246,10 +247,10 @@ pub struct LeftOut {
     pub stages: Vec<String>,
 }
 
-/// The query a `$window` placeholder in `promql` refers to, with the window
+/// `promql` with its `$window` placeholder (see [`crate::prometheus`])
 /// replaced by `window`.
 pub fn with_window(promql: &str, window: &str) -> String {
-    promql.replace("$window", window)
+    promql.replace(crate::prometheus::WINDOW, window)
 }
 
 /// What of `stage` travels, and what is left out (one entry per metric).
