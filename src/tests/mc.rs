@@ -60,6 +60,27 @@ fn quickstart_evidence_steps_work_in_the_current_directory() {
 }
 
 #[test]
+fn gates_export_works_in_the_current_directory() {
+    let dir = scratch();
+    std::fs::write(
+        dir.path().join("golive.toml"),
+        "[prometheus]\nurl = \"http://prometheus:9090\"\n",
+    )
+    .unwrap();
+    let o = mc(dir.path(), &["gates", "export", "--format", "flagger"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("kind: \"Canary\""), "{text}");
+    let o = mc(dir.path(), &["gates", "export", "--format", "spinnaker"]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
 fn bad_command_lines_exit_2_with_usage() {
     let dir = scratch();
     for args in [
@@ -175,23 +196,3 @@ fn slo_snapshot_from_prometheus_has_the_same_command_line() {
     );
 }
 
-#[test]
-fn gates_export_works_in_the_current_directory() {
-    let dir = scratch();
-    std::fs::write(
-        dir.path().join("golive.toml"),
-        "[prometheus]\nurl = \"http://prometheus:9090\"\n",
-    )
-    .unwrap();
-    let o = mc(dir.path(), &["gates", "export", "--format", "flagger"]);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let text = String::from_utf8_lossy(&o.stdout);
-    assert!(text.contains("kind: \"Canary\""), "{text}");
-    let o = mc(dir.path(), &["gates", "export", "--format", "spinnaker"]);
-    assert_eq!(o.status.code(), Some(2));
-}
