@@ -195,4 +195,3 @@ fn slo_snapshot_from_prometheus_has_the_same_command_line() {
         "{err}"
     );
 }
-
