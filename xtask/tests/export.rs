@@ -162,6 +162,7 @@ fn local(config: &Config, stage: &str, observed: &Snapshot, metric: &str) -> (Ve
         baseline_file: None,
         probe: None,
         probe_file: None,
+        probe_metrics: Vec::new(),
     };
     let report = gates::judge(config, stage, &inputs, false, 0).unwrap();
     let check = report
