@@ -559,3 +559,43 @@ fn a_closed_stdout_ends_quietly() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(!stderr(&o).contains("cannot write"), "{}", stderr(&o));
 }
+
+#[test]
+fn units_are_shown_and_never_rescaled() {
+    let p = temp_project();
+    // The gateway's p95 in seconds, against an objective in milliseconds.
+    let seconds = "histogram_quantile(0.95, sum by (le) (rate(a2a_request_duration_seconds_bucket[$window])))";
+    std::fs::write(
+        p.path().join("golive.toml"),
+        format!("{PROM}[prometheus.queries]\n\"A2A.perform.p95_ms\" = '{seconds}'\n"),
+    )
+    .unwrap();
+    for format in ["argo", "flagger"] {
+        let o = export_cmd(p.path(), &["--format", format]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let warning = "warning: A2A.perform.p95_ms is in ms but its query reads a _seconds series \
+                       without `* 1000`; the threshold is compared with the query's result as it is";
+        assert_eq!(stderr(&o).matches(warning).count(), 1, "{}", stderr(&o));
+        let text = stdout(&o);
+        assert!(text.contains(&format!("# {warning}\n")), "{text}");
+        assert!(
+            text.contains("A2A.perform.p95_ms in ms: pass <= 500"),
+            "{text}"
+        );
+        let docs = documents(&text);
+        match format {
+            "argo" => assert_eq!(
+                docs[0]["spec"]["metrics"][0]["successCondition"],
+                "len(result) > 0 && result[0] <= 500"
+            ),
+            _ => assert_eq!(
+                docs.last().unwrap()["spec"]["analysis"]["metrics"][0]["thresholdRange"]["max"],
+                500.0
+            ),
+        }
+    }
+    // With the default query (`* 1000`) there is nothing to warn about.
+    std::fs::write(p.path().join("golive.toml"), PROM).unwrap();
+    let o = export_cmd(p.path(), &["--format", "argo"]);
+    assert!(!stderr(&o).contains("warning:"), "{}", stderr(&o));
+}

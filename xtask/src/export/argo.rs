@@ -56,6 +56,7 @@ pub fn render(src: &Source<'_>, stage: Option<&str>) -> Result<Rendered> {
     let mut names: Vec<(String, &str)> = Vec::new();
     let mut left = Vec::new();
     let mut docs = Vec::new();
+    let mut warnings = Vec::new();
     for s in &stages {
         let name = format!("{}-{}", src.settings.name, super::k8s_name(&s.name));
         if let Some((_, other)) = names.iter().find(|(n, _)| *n == name) {
@@ -67,6 +68,7 @@ pub fn render(src: &Source<'_>, stage: Option<&str>) -> Result<Rendered> {
         super::check_name(&name, 63).map_err(|e| anyhow::anyhow!("stage {:?}: {e}", s.name))?;
         let (planned, l) = super::plan(src, s)?;
         left.extend(l);
+        warnings.extend(super::unit_warnings(&planned));
         let mut comments = vec![format!(
             "Stage {}: pass bound -> successCondition, beyond the warn bound -> failureCondition, \
              between them Inconclusive.",
@@ -79,8 +81,10 @@ pub fn render(src: &Source<'_>, stage: Option<&str>) -> Result<Rendered> {
     let mut left_out = super::merge_left_out(left);
     left_out.push(super::regression_left_out(src, &stages));
 
+    warnings.sort();
+    warnings.dedup();
     let mut text = String::new();
-    for line in super::header(src, "argo", &left_out) {
+    for line in super::header(src, "argo", &left_out, &warnings) {
         yaml::comment(&mut text, &line);
     }
     for (comments, doc) in &docs {
@@ -89,7 +93,7 @@ pub fn render(src: &Source<'_>, stage: Option<&str>) -> Result<Rendered> {
     Ok(Rendered {
         text,
         left_out,
-        notes: Vec::new(),
+        notes: warnings,
     })
 }
 

@@ -73,8 +73,9 @@ pub fn render(src: &Source<'_>, stage: Option<&str>) -> Result<Rendered> {
     let mut left_out = super::merge_left_out(left);
     left_out.push(super::regression_left_out(src, &[chosen]));
 
+    let warnings = super::unit_warnings(&planned);
     let mut text = String::new();
-    for line in super::header(src, "flagger", &left_out) {
+    for line in super::header(src, "flagger", &left_out, &warnings) {
         yaml::comment(&mut text, &line);
     }
     for p in &planned {
@@ -99,10 +100,12 @@ pub fn render(src: &Source<'_>, stage: Option<&str>) -> Result<Rendered> {
     Ok(Rendered {
         text,
         left_out,
-        notes: vec![format!(
+        notes: std::iter::once(format!(
             "flagger: thresholds of stage {}, step weights {weights:?}",
             chosen.name
-        )],
+        ))
+        .chain(warnings)
+        .collect(),
     })
 }
 

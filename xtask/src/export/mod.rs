@@ -375,8 +375,34 @@ pub fn describe(p: &Planned<'_>) -> String {
     )
 }
 
+/// A warning when a metric's unit and its query's disagree on the face of
+/// it: a metric in milliseconds whose query reads a `_seconds` series and
+/// never multiplies by 1000. The export still copies the threshold as it is.
+pub fn unit_warning(p: &Planned<'_>) -> Option<String> {
+    let scaled = ["1000", "1e3", "1e+3"].iter().any(|k| p.query.contains(k));
+    (unit(p.metric) == "ms" && p.query.contains("_seconds") && !scaled).then(|| {
+        format!(
+            "warning: {} is in ms but its query reads a _seconds series without `* 1000`; \
+             the threshold is compared with the query's result as it is",
+            p.metric
+        )
+    })
+}
+
+/// The unit warnings of `planned`, once per metric.
+pub fn unit_warnings<'a>(planned: impl IntoIterator<Item = &'a Planned<'a>>) -> Vec<String> {
+    let warnings: std::collections::BTreeSet<String> =
+        planned.into_iter().filter_map(unit_warning).collect();
+    warnings.into_iter().collect()
+}
+
 /// The comment lines every export starts with.
-pub fn header(src: &Source<'_>, format: &str, left: &[LeftOut]) -> Vec<String> {
+pub fn header(
+    src: &Source<'_>,
+    format: &str,
+    left: &[LeftOut],
+    warnings: &[String],
+) -> Vec<String> {
     let from = match &src.config.file {
         Some(f) => format!("{} (sha256 {})", f.path, f.sha256),
         None => "the built-in objectives".to_string(),
@@ -387,6 +413,7 @@ pub fn header(src: &Source<'_>, format: &str, left: &[LeftOut]) -> Vec<String> {
             .into(),
         "in the unit the query returns: never rescaled.".into(),
     ];
+    lines.extend(warnings.iter().cloned());
     if !left.is_empty() {
         lines.push("Left out, as the engine cannot express them or has no query for them:".into());
         for l in left {
