@@ -168,7 +168,7 @@ fn local(config: &Config, stage: &str, observed: &Snapshot, metric: &str) -> (Ve
     let check = report
         .checks
         .iter()
-        .find(|c| c.metric == metric && serde_json::to_value(&c.kind).unwrap() != "regression")
+        .find(|c| c.metric == metric && serde_json::to_value(c.kind).unwrap() != "regression")
         .unwrap();
     let threshold = check.threshold.as_f64().unwrap();
     (check.verdict, threshold, check.warn.unwrap_or(threshold))
