@@ -83,9 +83,13 @@ pub enum EvidenceCmd {
     /// Hash every regular file under the evidence directory and write a signed
     /// bundle. The key comes from MC_SIGNING_KEY or MC_SIGNING_KEY_FILE.
     Pack(PackArgs),
-    /// Check a bundle's signature and every file it lists; prints a JSON verdict.
-    /// Exits 0 when ok, 2 when not.
+    /// Check a bundle's or a DSSE envelope's signature and every file it lists;
+    /// prints a JSON verdict. Exits 0 when ok, 2 when not.
     Verify(VerifyArgs),
+    /// Make an Ed25519 key pair for signed attestations: the private key as
+    /// PKCS#8 PEM at FILE (mode 0600), the public key at FILE.pub; prints the
+    /// key id. Never overwrites a file.
+    Keygen(KeygenArgs),
 }
 
 #[derive(Debug, Args)]
@@ -96,16 +100,41 @@ pub struct PackArgs {
     /// The directory to pack, relative to the project root.
     #[arg(long, value_name = "DIR", default_value = "out")]
     pub dir: PathBuf,
-    /// Refuse the built-in development key.
+    /// Refuse the built-in development key (and, for dsse, a private key file
+    /// other users can read).
     #[arg(long)]
     pub strict: bool,
+    /// `bundle`: the seed-compatible bundle, signed with HMAC (MC_SIGNING_KEY);
+    /// `dsse`: an in-toto Statement in a DSSE envelope, signed with the
+    /// Ed25519 key in MC_SIGNING_KEY_FILE (see `evidence keygen`).
+    #[arg(long, value_name = "FORMAT", value_enum, default_value_t = PackFormat::Bundle)]
+    pub format: PackFormat,
+}
+
+/// The formats `evidence pack` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PackFormat {
+    Bundle,
+    Dsse,
+}
+
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// Where to write the private key (relative to the project root); the
+    /// public key goes to FILE.pub.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
-    /// The bundle to verify.
+    /// The bundle or DSSE envelope to verify (the format is detected).
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
+    /// The Ed25519 public key (PEM) that must have signed a DSSE envelope
+    /// (default: MC_VERIFY_KEY_FILE); an envelope is never ok without one.
+    #[arg(long, value_name = "PUBKEY")]
+    pub key: Option<PathBuf>,
     /// Refuse the development key and bundles with the seed kit's weak signature.
     #[arg(long)]
     pub strict: bool,

@@ -8,6 +8,7 @@
 //! snapshot test of its gate reports calls [`rehearse`].
 
 pub mod a2a;
+pub mod attest;
 /// This repository's own benchmarks (the `bench` feature): they build this
 /// workspace's binaries and compare with the seed kit, so adopters do not get them.
 #[cfg(feature = "bench")]
@@ -81,5 +82,6 @@ fn run_evidence(cmd: EvidenceCmd, root: &Path, prog: &str) -> Result<u8> {
     match cmd {
         EvidenceCmd::Pack(args) => evidence::run_pack(root, &args, prog),
         EvidenceCmd::Verify(args) => evidence::run_verify(root, &args, prog),
+        EvidenceCmd::Keygen(args) => attest::run_keygen(root, &args),
     }
 }

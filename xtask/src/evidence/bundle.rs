@@ -115,11 +115,17 @@ pub(super) fn canonical_mac(manifest: &Manifest, key: &Key) -> Hmac<Sha256> {
 /// Reads and parses the bundle at `root/file`; any problem is a one-line
 /// error naming `file`, with exit code 2.
 pub fn read_bundle(root: &Path, file: &Path) -> Result<Bundle> {
-    let text = util::read_limited(&root.join(file), MAX_BUNDLE)
-        .with_context(|| format!("cannot read {}", file.display()));
-    let text = text.map_err(|e| util::fail(exit::NOT_VERIFIED, e))?;
+    let text = read_limited_bundle(root, file)?;
     parse_bundle(&text)
         .with_context(|| format!("malformed bundle {}", file.display()))
+        .map_err(|e| util::fail(exit::NOT_VERIFIED, e))
+}
+
+/// The bytes of the bundle (or envelope) at `root/file`, at most
+/// [`MAX_BUNDLE`]; an unreadable file is exit code 2.
+pub fn read_limited_bundle(root: &Path, file: &Path) -> Result<Vec<u8>> {
+    util::read_limited(&root.join(file), MAX_BUNDLE)
+        .with_context(|| format!("cannot read {}", file.display()))
         .map_err(|e| util::fail(exit::NOT_VERIFIED, e))
 }
 

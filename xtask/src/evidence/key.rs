@@ -67,6 +67,12 @@ impl Key {
                         path.display()
                     )
                 })?;
+                if crate::attest::keys::is_pem(&bytes) {
+                    bail!(
+                        "MC_SIGNING_KEY_FILE holds a PEM key, which signs DSSE envelopes \
+                         (`evidence pack --format dsse`); bundles are signed with an HMAC secret"
+                    );
+                }
                 if bytes.ends_with(b"\n") {
                     bytes.pop();
                     if bytes.ends_with(b"\r") {

@@ -54,11 +54,11 @@ mod verify;
 mod walk;
 
 pub use bundle::{
-    parse_bundle, read_bundle, sign, Artifact, Bundle, Manifest, Signing, ALGO_HMAC, ALGO_SEED,
-    MAX_BUNDLE,
+    parse_bundle, read_bundle, read_limited_bundle, sign, Artifact, Bundle, Manifest, Signing,
+    ALGO_HMAC, ALGO_SEED, MAX_BUNDLE,
 };
 pub use hash::{hash_file, hash_file_observed};
 pub use key::{Key, DEV_KEY, MAX_KEY_FILE};
-pub use pack::{pack, run_pack, PackOptions};
+pub use pack::{collect, pack, run_pack, PackOptions};
 pub use seed::{python_dumps_indent2, sign_seed};
-pub use verify::{run_verify, verify, Rejected, Verdict};
+pub use verify::{check_files, run_verify, verify, FileCheck, Rejected, Verdict};

@@ -29,25 +29,8 @@ pub struct PackOptions {
 /// Hashes every regular file under `opts.dir`, signs the manifest and writes
 /// the bundle atomically to `opts.out`. Returns the bundle.
 pub fn pack(opts: &PackOptions, key: &Key) -> Result<Bundle> {
-    let root = &opts.root;
-    let dir_rel = relative_dir(&opts.dir)?;
-    let out = root.join(&opts.out);
-    let skip = OwnBundle::new(root, &out);
-    check_real_dir(root, &dir_rel)?;
-    let found = walk(root, &dir_rel, &skip, &|_| true)?;
-    let mut artifacts = Vec::with_capacity(found.len());
-    for (path, hashed) in found {
-        if let Err(reason) = check_rel_path(&path) {
-            bail!("{path}: verify would reject this file name ({reason}); rename it");
-        }
-        let hashed = hashed.expect("pack hashes every file it finds");
-        let (sha256, size) = hashed.with_context(|| format!("cannot hash {path}"))?;
-        artifacts.push(Artifact {
-            path,
-            sha256: util::hex(&sha256),
-            size: Some(size),
-        });
-    }
+    let out = opts.root.join(&opts.out);
+    let (dir_rel, artifacts) = collect(&opts.root, &opts.dir, &out)?;
     let manifest = Manifest {
         artifacts,
         dir: Some(dir_rel),
@@ -71,8 +54,36 @@ pub fn pack(opts: &PackOptions, key: &Key) -> Result<Bundle> {
     Ok(bundle)
 }
 
+/// Hashes every regular file under `root/dir` (the file at `out` and its
+/// temporary files excepted): the packed directory as a `/`-separated
+/// relative path, and the files in path order. What `pack` signs, whatever
+/// the format (`attest` signs the same list as an in-toto Statement).
+pub fn collect(root: &Path, dir: &Path, out: &Path) -> Result<(String, Vec<Artifact>)> {
+    let dir_rel = relative_dir(dir)?;
+    let skip = OwnBundle::new(root, out);
+    check_real_dir(root, &dir_rel)?;
+    let found = walk(root, &dir_rel, &skip, &|_| true)?;
+    let mut artifacts = Vec::with_capacity(found.len());
+    for (path, hashed) in found {
+        if let Err(reason) = check_rel_path(&path) {
+            bail!("{path}: verify would reject this file name ({reason}); rename it");
+        }
+        let hashed = hashed.expect("pack hashes every file it finds");
+        let (sha256, size) = hashed.with_context(|| format!("cannot hash {path}"))?;
+        artifacts.push(Artifact {
+            path,
+            sha256: util::hex(&sha256),
+            size: Some(size),
+        });
+    }
+    Ok((dir_rel, artifacts))
+}
+
 /// `pack` from the command line: relative paths are taken from `root`.
 pub fn run_pack(root: &Path, args: &crate::flags::PackArgs, prog: &str) -> Result<u8> {
+    if args.format == crate::flags::PackFormat::Dsse {
+        return crate::attest::run_pack(root, args, prog);
+    }
     let key = Key::from_env()?;
     key.check_dev(args.strict, prog)?;
     let opts = PackOptions {

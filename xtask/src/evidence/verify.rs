@@ -4,11 +4,13 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use hmac::Mac;
 use serde::Serialize;
 
-use super::bundle::{canonical_mac, read_bundle, Bundle, Manifest, ALGO_SEED};
+use super::bundle::{
+    canonical_mac, parse_bundle, read_limited_bundle, Artifact, Bundle, ALGO_SEED,
+};
 use super::hash::hash_all;
 use super::paths::{check_no_escape, check_real_dir, check_rel_path, OwnBundle};
 use super::seed::seed_signature_ok;
@@ -64,13 +66,45 @@ pub fn verify(
         ));
     }
 
+    let files = check_files(root, m.packed_dir(), &m.artifacts, bundle_path);
+    reasons.extend(files.reasons);
+    let ok = reasons.is_empty();
+    Verdict {
+        signature_ok,
+        algo: m.signing.algo.clone(),
+        weak_signature: weak,
+        missing: files.missing,
+        mismatch: files.mismatch,
+        extra: files.extra,
+        rejected: files.rejected,
+        reasons,
+        ok,
+    }
+}
+
+/// What the files say about a list of artifacts packed from a directory.
+#[derive(Debug, Clone, Default)]
+pub struct FileCheck {
+    pub missing: Vec<String>,
+    pub mismatch: Vec<String>,
+    pub extra: Vec<String>,
+    pub rejected: Vec<Rejected>,
+    /// Why the files are not ok, in words (empty when they are).
+    pub reasons: Vec<String>,
+}
+
+/// Checks `artifacts`, packed from `dir`, against the files under `root`:
+/// the file checks of [`verify`] for any signed list of files (a bundle's
+/// manifest, an in-toto Statement's subjects). `list_path` is the file that
+/// lists them, which is not an extra file.
+pub fn check_files(root: &Path, dir: &str, artifacts: &[Artifact], list_path: &Path) -> FileCheck {
+    let mut reasons = Vec::new();
     let mut rejected = Vec::new();
     let mut walked = Walked::default();
-    let dir = m.packed_dir();
     match check_rel_path(dir) {
         // A packed directory that is gone, or reached through a link, is a
         // failure in itself; its files are then each checked on their own.
-        Ok(()) => match walk_packed_dir(root, m, bundle_path) {
+        Ok(()) => match walk_packed_dir(root, dir, artifacts, list_path) {
             Ok(w) => walked = w,
             Err(e) => reasons.push(format!("cannot list {dir}: {e:#}")),
         },
@@ -79,20 +113,15 @@ pub fn verify(
             reason: format!("packed directory: {reason}"),
         }),
     }
-    let safe = confine(root, m, &walked, &mut rejected);
-    let (missing, mismatch) = compare(root, m, &safe, &mut walked, &mut rejected);
+    let safe = confine(root, dir, artifacts, &walked, &mut rejected);
+    let (missing, mismatch) = compare(root, artifacts, &safe, &mut walked, &mut rejected);
     reasons.extend(file_reasons(&missing, &mismatch, &walked.extra, &rejected));
-    let ok = reasons.is_empty();
-    Verdict {
-        signature_ok,
-        algo: m.signing.algo.clone(),
-        weak_signature: weak,
+    FileCheck {
         missing,
         mismatch,
         extra: walked.extra,
         rejected,
         reasons,
-        ok,
     }
 }
 
@@ -128,9 +157,13 @@ impl Walked {
 
 /// One parallel pass over the packed directory lists it (for `extra`) and
 /// hashes the listed files it finds.
-fn walk_packed_dir(root: &Path, m: &Manifest, bundle_path: &Path) -> anyhow::Result<Walked> {
-    let dir = m.packed_dir();
-    let listed: HashSet<&str> = m.artifacts.iter().map(|a| a.path.as_str()).collect();
+fn walk_packed_dir(
+    root: &Path,
+    dir: &str,
+    artifacts: &[Artifact],
+    bundle_path: &Path,
+) -> anyhow::Result<Walked> {
+    let listed: HashSet<&str> = artifacts.iter().map(|a| a.path.as_str()).collect();
     let skip = OwnBundle::new(root, &root.join(bundle_path));
     let want = |p: &str| listed.contains(p) && check_rel_path(p).is_ok();
     check_real_dir(root, dir)?;
@@ -140,17 +173,17 @@ fn walk_packed_dir(root: &Path, m: &Manifest, bundle_path: &Path) -> anyhow::Res
     // once the packed directory's own components are known to hold no
     // symbolic link, its path needs no further checks.
     let clean = check_no_escape(root, dir).is_ok();
-    Ok(join(m, found, clean))
+    Ok(join(artifacts, found, clean))
 }
 
 /// Joins what the walk found with the manifest in one pass, both in path
 /// order (a bundle this kit packed already is). The walk's hashes count for
 /// the artifacts only when `clean`.
-fn join(m: &Manifest, found: Found, clean: bool) -> Walked {
-    let mut at = vec![None; m.artifacts.len()];
+fn join(artifacts: &[Artifact], found: Found, clean: bool) -> Walked {
+    let mut at = vec![None; artifacts.len()];
     let mut extra = Vec::new();
-    let path = |i: usize| m.artifacts[i].path.as_str();
-    let mut order: Vec<usize> = (0..m.artifacts.len()).collect();
+    let path = |i: usize| artifacts[i].path.as_str();
+    let mut order: Vec<usize> = (0..artifacts.len()).collect();
     if !order.windows(2).all(|w| path(w[0]) <= path(w[1])) {
         order.sort_unstable_by(|&i, &j| path(i).cmp(path(j)));
     }
@@ -168,10 +201,15 @@ fn join(m: &Manifest, found: Found, clean: bool) -> Walked {
 
 /// Rejects every listed path that is not safe to read (see `paths.rs`), with
 /// its reason; returns the indices of the others.
-fn confine(root: &Path, m: &Manifest, walked: &Walked, rejected: &mut Vec<Rejected>) -> Vec<usize> {
-    let dir = m.packed_dir();
+fn confine(
+    root: &Path,
+    dir: &str,
+    artifacts: &[Artifact],
+    walked: &Walked,
+    rejected: &mut Vec<Rejected>,
+) -> Vec<usize> {
     let mut safe = Vec::new();
-    for (i, a) in m.artifacts.iter().enumerate() {
+    for (i, a) in artifacts.iter().enumerate() {
         let outside = !a.path.starts_with(dir) || a.path.as_bytes().get(dir.len()) != Some(&b'/');
         let checked = check_rel_path(&a.path).and_then(|()| {
             if outside {
@@ -198,7 +236,7 @@ fn confine(root: &Path, m: &Manifest, walked: &Walked, rejected: &mut Vec<Reject
 /// hash (gone, or not regular files) are read one by one, which reports why.
 fn compare(
     root: &Path,
-    m: &Manifest,
+    artifacts: &[Artifact],
     safe: &[usize],
     walked: &mut Walked,
     rejected: &mut Vec<Rejected>,
@@ -206,13 +244,13 @@ fn compare(
     let rest: Vec<&str> = safe
         .iter()
         .filter(|&&i| walked.at(i).is_none())
-        .map(|&i| m.artifacts[i].path.as_str())
+        .map(|&i| artifacts[i].path.as_str())
         .collect();
     let mut rest = hash_all(root, &rest).into_iter();
     let mut missing = Vec::new();
     let mut mismatch = Vec::new();
     for &i in safe {
-        let a = &m.artifacts[i];
+        let a = &artifacts[i];
         let got = match walked.at(i) {
             Some(k) => walked.found[k].1.take(),
             None => rest.next(),
@@ -260,9 +298,30 @@ fn file_reasons(
 /// `verify` from the command line: prints the verdict as JSON; exit 0 when
 /// ok, else 2 with the reasons on stderr.
 pub fn run_verify(root: &Path, args: &crate::flags::VerifyArgs, prog: &str) -> Result<u8> {
-    let key = Key::from_env()?;
+    // A bundle's key problems come before its file's (an envelope needs none).
+    let key = Key::from_env();
+    let bytes = match read_limited_bundle(root, &args.file) {
+        Ok(bytes) => bytes,
+        Err(e) => return Err(key.err().unwrap_or(e)),
+    };
+    if crate::attest::is_envelope(&bytes) {
+        return crate::attest::run_verify(root, args, &bytes);
+    }
+    let bundle = parse_bundle(&bytes)
+        .with_context(|| format!("malformed bundle {}", args.file.display()))
+        .map_err(|e| util::fail(exit::NOT_VERIFIED, e))?;
+    if args.key.is_some() {
+        return Err(util::fail(
+            exit::USAGE,
+            anyhow::anyhow!(
+                "--key verifies DSSE envelopes; {} is an HMAC bundle (its key is \
+                 MC_SIGNING_KEY or MC_SIGNING_KEY_FILE)",
+                args.file.display()
+            ),
+        ));
+    }
+    let key = key?;
     key.check_dev(args.strict, prog)?;
-    let bundle = read_bundle(root, &args.file)?;
     let verdict = verify(root, &bundle, &args.file, &key, args.strict);
     util::println_stdout(&serde_json::to_string_pretty(&verdict).expect("a verdict serialises"))?;
     if verdict.ok && verdict.weak_signature {
