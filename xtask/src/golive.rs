@@ -22,6 +22,7 @@ use anyhow::{bail, Context, Result};
 use serde_json::json;
 use xshell::{cmd, Shell};
 
+use crate::attest::{self, keys::EvidenceKey};
 use crate::flags::{Check, GoliveArgs};
 use crate::report::{self, CheckRow, CheckRun, EvidenceRow, Facts, GatewayRow, StageRow, Summary};
 use crate::util::{self, exit};
@@ -186,6 +187,8 @@ pub struct Outputs {
     pub bundle: PathBuf,
     pub markdown: PathBuf,
     pub html: PathBuf,
+    /// The signed verification summary (an Ed25519 key only).
+    pub attestation: PathBuf,
 }
 
 impl Outputs {
@@ -203,6 +206,7 @@ impl Outputs {
             bundle: dist(format!("evidence-{version}.json")),
             markdown: dist(format!("golive-{version}.md")),
             html: dist(format!("golive-{version}.html")),
+            attestation: attest::attestation_path(version),
         }
     }
 
@@ -220,6 +224,7 @@ impl Outputs {
             &self.bundle,
             &self.markdown,
             &self.html,
+            &self.attestation,
         ]
         .into_iter()
         .cloned()
@@ -522,7 +527,7 @@ struct Plan {
     seed: u64,
     checks: Vec<Check>,
     ts: u64,
-    key: evidence::Key,
+    key: EvidenceKey,
     strict: bool,
 }
 
@@ -545,8 +550,7 @@ impl Plan {
         }
         let seed = slo::resolve_seed(args.seed)?;
         let ts = util::now_epoch()?;
-        let key = evidence::Key::from_env()?;
-        key.check_dev(args.strict, "xtask")?;
+        let key = attest::keys::signing_key_from_env(args.strict, "xtask")?;
         Ok(Plan {
             version,
             config,
@@ -868,25 +872,70 @@ impl<'a> Run<'a> {
             version: self.plan.version.clone(),
             ts: self.plan.ts,
         };
-        let bundle = evidence::pack(&opts, &self.plan.key)?;
-        let verdict = evidence::verify(
-            self.root,
-            &bundle,
-            &self.outs.bundle,
-            &self.plan.key,
-            self.plan.strict,
-        );
+        // An Ed25519 key signs the evidence as an in-toto envelope, and the
+        // run's verification summary too (see `attest`).
+        let (files, verdict, attested) = match &self.plan.key {
+            EvidenceKey::Hmac(key) => {
+                let bundle = evidence::pack(&opts, key)?;
+                let verdict =
+                    evidence::verify(self.root, &bundle, &self.outs.bundle, key, self.plan.strict);
+                (bundle.manifest.artifacts.len(), verdict, None)
+            }
+            EvidenceKey::Ed25519(key) => {
+                let (packed, verdict) =
+                    attest::pack_and_verify(&opts, key, self.summary.facts.clone())?;
+                (packed.subjects.len(), verdict, Some((key, packed.subjects)))
+            }
+        };
         if !verdict.ok && self.code == exit::OK {
             self.code = exit::NOT_VERIFIED;
             self.failure = Some(format!(
-                "the evidence bundle {} does not verify: {}",
+                "the evidence {} does not verify: {}",
                 self.outs.bundle.display(),
                 verdict.reasons.join("; ")
             ));
         }
+        let attestation = &self.outs.attestation;
+        match attested {
+            Some((key, subjects)) => {
+                let run = attest::vsa::Run {
+                    project: &project_name(self.root),
+                    version: &self.plan.version,
+                    time: util::rfc3339(self.plan.ts),
+                    passed: self.code == exit::OK,
+                    stages: self
+                        .summary
+                        .stages
+                        .iter()
+                        .map(|s| attest::vsa::StageResult {
+                            stage: s.stage.clone(),
+                            result: s.result.as_str().to_string(),
+                        })
+                        .collect(),
+                    policy_file: self
+                        .plan
+                        .config
+                        .file
+                        .as_ref()
+                        .map(|f| (f.path.clone(), f.sha256.clone())),
+                    evidence: (
+                        self.outs.bundle.display().to_string(),
+                        file_ref(self.root, &self.outs.bundle)?.sha256,
+                    ),
+                    subjects,
+                };
+                attest::write_summary(self.root, attestation, key, run)?;
+                self.notes.push(format!(
+                    "signed verification summary: {}",
+                    attestation.display()
+                ));
+            }
+            // A summary left by an earlier run with an Ed25519 key is not this run's.
+            None => remove_own(&self.path(attestation))?,
+        }
         self.summary.evidence = Some(EvidenceRow {
             bundle: self.outs.bundle.display().to_string(),
-            files: bundle.manifest.artifacts.len(),
+            files,
             signature_ok: verdict.signature_ok,
             ok: verdict.ok,
             reasons: verdict.reasons,
@@ -924,6 +973,14 @@ impl<'a> Run<'a> {
             Some(why) => Err(util::fail(self.code, anyhow::anyhow!(why))),
         }
     }
+}
+
+/// The project's directory name, for the verification summary's resource URI.
+fn project_name(root: &Path) -> String {
+    std::fs::canonicalize(root)
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "project".to_string())
 }
 
 /// Appends `text` to the file at `path` (GitHub's step summary).

@@ -261,9 +261,36 @@ pub fn run_verify(root: &Path, args: &VerifyArgs, bytes: &[u8]) -> Result<u8> {
     })
 }
 
-/// The envelope path `golive` writes beside the bundle's.
+/// The verification summary `golive` writes beside its reports.
 pub fn attestation_path(version: &str) -> PathBuf {
     PathBuf::from("dist").join(format!("golive-{version}.intoto.json"))
+}
+
+/// `golive`'s evidence step with an Ed25519 key: packs the envelope, then
+/// verifies what was written with the key's public half, as a deploy step
+/// would.
+pub fn pack_and_verify(
+    opts: &PackOptions,
+    key: &Ed25519Key,
+    build: Facts,
+) -> Result<(Packed, Verdict)> {
+    let packed = pack(opts, key, build)?;
+    let written = evidence::read_limited_bundle(&opts.root, &opts.out)?;
+    let env = dsse::parse(&written).context("the envelope just written does not parse")?;
+    let verdict = verify(&opts.root, &env, &opts.out, &key.public())
+        .map_err(|Malformed(why)| anyhow!("the envelope just written is malformed: {why}"))?;
+    Ok((packed, verdict))
+}
+
+/// Signs `run`'s SLSA verification summary with `key` and writes it to
+/// `root/path` atomically.
+pub fn write_summary(root: &Path, path: &Path, key: &Ed25519Key, run: vsa::Run<'_>) -> Result<()> {
+    let (subjects, predicate) = vsa::summary(run);
+    let st = Statement::new(subjects, vsa::VSA_PREDICATE, predicate);
+    write_envelope(
+        &root.join(path),
+        &dsse::sign(PAYLOAD_TYPE, &st.to_payload(), key),
+    )
 }
 
 #[cfg(test)]
