@@ -35,6 +35,7 @@ pub fn hermetic(cmd: &mut Command) {
     for var in [
         "MC_SIGNING_KEY",
         "MC_SIGNING_KEY_FILE",
+        "MC_VERIFY_KEY_FILE",
         "MC_VERSION",
         "MC_SEED",
         "A2A_URL",
@@ -207,4 +208,27 @@ pub fn run_with_closed_stdout(cmd: &mut Command) -> Output {
         .expect("the binary runs");
     // The command above still holds the writing end; the child has its own.
     child.wait_with_output().expect("wait")
+}
+
+/// The tests' fixed Ed25519 key pair (`tests/data/ed25519-<name>.pem` and
+/// `.pem.pub`), copied into `root/keys/` with the private key at mode 0600 (git
+/// does not keep modes); returns the private key's path.
+pub fn ed25519_key(root: &Path, name: &str) -> PathBuf {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let keys = root.join("keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    let private = keys.join(format!("{name}.pem"));
+    for suffix in ["", ".pub"] {
+        std::fs::copy(
+            data.join(format!("ed25519-{name}.pem{suffix}")),
+            keys.join(format!("{name}.pem{suffix}")),
+        )
+        .unwrap();
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    private
 }
