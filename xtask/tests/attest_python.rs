@@ -49,7 +49,12 @@ fn py(python: &Path, root: &Path, script: &str) -> Value {
         .args(["-c", script])
         .current_dir(root)
         .env("PYTHONDONTWRITEBYTECODE", "1"));
-    assert!(o.status.success(), "python failed:\n{}{}", stdout(&o), stderr(&o));
+    assert!(
+        o.status.success(),
+        "python failed:\n{}{}",
+        stdout(&o),
+        stderr(&o)
+    );
     serde_json::from_str(&stdout(&o)).unwrap_or_else(|e| panic!("{e}: {}", stdout(&o)))
 }
 
@@ -81,13 +86,24 @@ fn securesystemslib_verifies_the_kits_envelope() {
     let o = run(xtask(root)
         .env_remove("MC_SIGNING_KEY")
         .env("MC_SIGNING_KEY_FILE", &key)
-        .args(["evidence", "pack", "--format", "dsse", "--out", "dist/e.json"]));
+        .args([
+            "evidence",
+            "pack",
+            "--format",
+            "dsse",
+            "--out",
+            "dist/e.json",
+        ]));
     assert!(o.status.success(), "{}", stderr(&o));
     let got = py(&python, root, PY_VERIFY);
     let kit_keyid = xtask::attest::keys::PublicKey::from_file(&root.join("keys/test.pem.pub"))
         .unwrap()
         .keyid;
-    assert_eq!(got["keyid"], json!(kit_keyid), "the same key id as securesystemslib's");
+    assert_eq!(
+        got["keyid"],
+        json!(kit_keyid),
+        "the same key id as securesystemslib's"
+    );
     assert_eq!(got["accepted"], json!([kit_keyid]));
     assert_eq!(got["payloadType"], json!("application/vnd.in-toto+json"));
     let st = &got["statement"];
@@ -95,8 +111,7 @@ fn securesystemslib_verifies_the_kits_envelope() {
     assert_eq!(st["subject"].as_array().unwrap().len(), 1);
     assert_eq!(st["subject"][0]["name"], json!("out/sample.txt"));
     assert_eq!(
-        st["subject"][0]["digest"]["sha256"],
-        got["files"]["out/sample.txt"],
+        st["subject"][0]["digest"]["sha256"], got["files"]["out/sample.txt"],
         "the subject's digest is the file's sha256 as Python computes it"
     );
 
@@ -112,7 +127,10 @@ fn securesystemslib_verifies_the_kits_envelope() {
     let o = run(Command::new(&python)
         .args(["-c", PY_VERIFY])
         .current_dir(root));
-    assert!(!o.status.success(), "securesystemslib refused the edited payload");
+    assert!(
+        !o.status.success(),
+        "securesystemslib refused the edited payload"
+    );
     assert!(stderr(&o).contains("VerificationError"), "{}", stderr(&o));
 }
 
@@ -149,7 +167,15 @@ fn the_kit_verifies_an_envelope_securesystemslib_signed() {
     let root = project.path();
     ed25519_key(root, "test");
     std::fs::create_dir_all(root.join("dist")).unwrap();
-    let verify = || run(xtask(root).args(["evidence", "verify", "--key", "keys/test.pem.pub", "dist/py.json"]));
+    let verify = || {
+        run(xtask(root).args([
+            "evidence",
+            "verify",
+            "--key",
+            "keys/test.pem.pub",
+            "dist/py.json",
+        ]))
+    };
     for urlsafe in ["False", "True"] {
         let script = PY_SIGN
             .replace("PREDICATE", &format!("{EVIDENCE_PREDICATE:?}"))
@@ -160,7 +186,13 @@ fn the_kit_verifies_an_envelope_securesystemslib_signed() {
             .keyid;
         assert_eq!(signed["keyid"], json!(kit_keyid));
         let o = verify();
-        assert_eq!(o.status.code(), Some(0), "urlsafe={urlsafe}: {}{}", stdout(&o), stderr(&o));
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "urlsafe={urlsafe}: {}{}",
+            stdout(&o),
+            stderr(&o)
+        );
         let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
         assert_eq!(v["ok"], json!(true));
         assert_eq!(v["signature_ok"], json!(true));

@@ -28,9 +28,7 @@
 use std::fmt;
 
 use anyhow::{bail, Result};
-use base64::engine::general_purpose::{
-    STANDARD, STANDARD_PAD_INDIFFERENT, URL_SAFE_PAD_INDIFFERENT,
-};
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 
@@ -85,11 +83,17 @@ pub fn sign(payload_type: &str, payload: &[u8], key: &Ed25519Key) -> Envelope {
     }
 }
 
-/// Decodes standard or URL-safe base64, padded or not.
+/// Decodes standard or URL-safe base64, with its full padding or none (a
+/// partial padding, like Python's decoder, is refused).
 pub fn b64_decode(text: &str) -> Option<Vec<u8>> {
-    STANDARD_PAD_INDIFFERENT
+    let (standard, url_safe) = if text.ends_with('=') {
+        (&STANDARD, &URL_SAFE)
+    } else {
+        (&STANDARD_NO_PAD, &URL_SAFE_NO_PAD)
+    };
+    standard
         .decode(text)
-        .or_else(|_| URL_SAFE_PAD_INDIFFERENT.decode(text))
+        .or_else(|_| url_safe.decode(text))
         .ok()
 }
 
@@ -192,7 +196,7 @@ mod tests {
         for text in ["+/8=", "+/8", "-_8=", "-_8"] {
             assert_eq!(b64_decode(text), Some(vec![0xfb, 0xff]), "{text}");
         }
-        for bad in ["+_8=", "!!!!", "+/8==", "+/9="] {
+        for bad in ["+_8=", "!!!!", "+/8==", "+/9=", "+/8A=", "+/8A==="] {
             assert_eq!(b64_decode(bad), None, "{bad}");
         }
     }
