@@ -402,3 +402,165 @@ fn empty_key_variables_behave_as_unset() {
     let bundle = xtask::evidence::read_bundle(root, Path::new("dist/d.json")).unwrap();
     assert_eq!(bundle.manifest.signing.key_ref, "env:MC_SIGNING_KEY_FILE");
 }
+
+/// The secret forms of the Ed25519 private key in `pem`: the PEM body, and
+/// the 32-byte seed as hex and as base64 (standard and URL-safe).
+fn ed25519_secrets(pem: &str) -> Vec<String> {
+    use base64::Engine;
+    use ed25519_dalek::pkcs8::DecodePrivateKey;
+    let key = ed25519_dalek::SigningKey::from_pkcs8_pem(pem).unwrap();
+    let seed = key.to_bytes();
+    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    let b64 = |e: &base64::engine::GeneralPurpose| e.encode(seed);
+    vec![
+        body,
+        xtask::util::hex(&seed),
+        b64(&base64::engine::general_purpose::STANDARD_NO_PAD),
+        b64(&base64::engine::general_purpose::URL_SAFE_NO_PAD),
+    ]
+}
+
+/// Everything under `root` but the key files themselves (`keys/`), and
+/// everything the runs printed.
+fn everything_but_keys(root: &Path, outputs: &[Output]) -> String {
+    let mut all: String = outputs.iter().map(|o| stdout(o) + &stderr(o)).collect();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p == root.join("keys") {
+                continue;
+            }
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                all.push_str(&String::from_utf8_lossy(&std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    all
+}
+
+#[test]
+fn the_ed25519_private_key_never_appears_in_output_envelopes_or_errors() {
+    let project = temp_project();
+    let root = project.path();
+    let key = common::ed25519_key(root, "test");
+    let pem = std::fs::read_to_string(&key).unwrap();
+    let signing = || {
+        let mut cmd = xtask(root);
+        cmd.env_remove("MC_SIGNING_KEY")
+            .env("MC_SIGNING_KEY_FILE", &key);
+        cmd
+    };
+    let mut outs = Vec::new();
+    let mut go = |cmd: &mut Command| outs.push(run(cmd));
+    let dsse = [
+        "evidence",
+        "pack",
+        "--format",
+        "dsse",
+        "--out",
+        "dist/e.json",
+    ];
+    go(signing().args(dsse));
+    go(signing().args([
+        "evidence",
+        "verify",
+        "--key",
+        "keys/test.pem.pub",
+        "dist/e.json",
+    ]));
+    // Error paths: the private key given where the public key goes, the key
+    // for a bundle, a bundle verified with it, a key file others can read
+    // under --strict, a corrupted copy of it, golive passing and failing.
+    go(signing().args([
+        "evidence",
+        "verify",
+        "--key",
+        "keys/test.pem",
+        "dist/e.json",
+    ]));
+    go(signing()
+        .env("MC_VERIFY_KEY_FILE", &key)
+        .args(["evidence", "verify", "dist/e.json"]));
+    go(signing().args(["evidence", "pack", "--out", "dist/b.json"]));
+    go(xtask(root).args(["evidence", "pack", "--out", "dist/b.json"]));
+    go(signing().args(["evidence", "verify", "dist/b.json"]));
+    let garbled = root.join("keys/garbled.pem");
+    std::fs::write(&garbled, pem.replacen("MC4CAQAw", "MC4CAQEw", 1)).unwrap();
+    go(signing().env("MC_SIGNING_KEY_FILE", &garbled).args(dsse));
+    let cut = root.join("keys/cut.pem");
+    std::fs::write(&cut, &pem[..pem.len() - 40]).unwrap();
+    go(signing().env("MC_SIGNING_KEY_FILE", &cut).args(dsse));
+    go(signing().args(["golive", "--seed", "7"]));
+    go(signing().args([
+        "golive",
+        "--seed",
+        "7",
+        "--version",
+        "v-fail",
+        "--degrade",
+        "bad-release",
+    ]));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+        go(signing().args(["golive", "--strict"]));
+        go(signing().args(dsse));
+    }
+    let codes: Vec<_> = outs.iter().map(|o| o.status.code()).collect();
+    let mut want = vec![0, 0, 2, 2, 1, 0, 1, 1, 1, 0, 3];
+    if cfg!(unix) {
+        want.extend([1, 0]);
+    }
+    assert_eq!(
+        codes,
+        want.into_iter().map(Some).collect::<Vec<_>>(),
+        "{}",
+        outs.iter().map(stderr).collect::<Vec<_>>().join("")
+    );
+    for rel in [
+        "dist/e.json",
+        "dist/golive-v0.3.2-mc.intoto.json",
+        "dist/golive-v-fail.intoto.json",
+    ] {
+        assert!(root.join(rel).is_file(), "{rel} is written (and checked)");
+    }
+    let all = everything_but_keys(root, &outs);
+    for secret in ed25519_secrets(&pem) {
+        assert!(
+            !all.contains(&secret),
+            "the private key leaked ({secret:.8}…):\n{all}"
+        );
+    }
+}
+
+#[test]
+fn keygen_prints_the_key_id_never_the_key() {
+    let project = temp_project();
+    let root = project.path();
+    let o = run(xtask(root).args(["evidence", "keygen", "--out", "keys/new.pem"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let again = run(xtask(root).args(["evidence", "keygen", "--out", "keys/new.pem"]));
+    assert_eq!(again.status.code(), Some(2));
+    let pem = std::fs::read_to_string(root.join("keys/new.pem")).unwrap();
+    let all = everything_but_keys(root, &[o, again]);
+    for secret in ed25519_secrets(&pem) {
+        assert!(!all.contains(&secret), "the private key leaked:\n{all}");
+    }
+}
+
+#[test]
+fn ed25519_key_debug_output_hides_the_key() {
+    let pem =
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/ed25519-test.pem"))
+            .unwrap();
+    let key = xtask::attest::keys::Ed25519Key::from_pem(&pem, "env:MC_SIGNING_KEY_FILE").unwrap();
+    let shown = format!("{key:?} {key:#?}");
+    for secret in ed25519_secrets(std::str::from_utf8(&pem).unwrap()) {
+        assert!(!shown.contains(&secret), "{shown}");
+    }
+    assert!(shown.contains(key.keyid()), "{shown}");
+}
