@@ -10,6 +10,7 @@ fn mc(dir: &Path, args: &[&str]) -> Output {
     for var in [
         "MC_SIGNING_KEY",
         "MC_SIGNING_KEY_FILE",
+        "MC_VERIFY_KEY_FILE",
         "MC_VERSION",
         "MC_SEED",
         "SOURCE_DATE_EPOCH",
@@ -194,4 +195,57 @@ fn slo_snapshot_from_prometheus_has_the_same_command_line() {
         err.contains("--at \"yesterday\": expected RFC 3339"),
         "{err}"
     );
+}
+
+#[test]
+fn keygen_pack_dsse_and_verify_with_the_key_in_the_current_directory() {
+    let dir = scratch();
+    let o = mc(dir.path(), &["evidence", "keygen", "--out", "release.pem"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let printed = String::from_utf8_lossy(&o.stdout).into_owned();
+    let keyid = printed
+        .lines()
+        .find_map(|l| l.strip_prefix("key id: "))
+        .expect("the key id is printed");
+    assert_eq!(keyid.len(), 64, "{printed}");
+    let mut pack = Command::new(env!("CARGO_BIN_EXE_mc"));
+    let o = pack
+        .env_remove("MC_SIGNING_KEY")
+        .env("MC_SIGNING_KEY_FILE", "release.pem")
+        .env("RUST_BACKTRACE", "0")
+        .current_dir(dir.path())
+        .args([
+            "evidence",
+            "pack",
+            "--format",
+            "dsse",
+            "--out",
+            "dist/e.json",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let envelope = std::fs::read_to_string(dir.path().join("dist/e.json")).unwrap();
+    assert!(
+        envelope.contains(keyid),
+        "signed with the new key: {envelope}"
+    );
+    let o = mc(
+        dir.path(),
+        &[
+            "evidence",
+            "verify",
+            "--key",
+            "release.pem.pub",
+            "dist/e.json",
+        ],
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    let o = mc(dir.path(), &["evidence", "verify", "dist/e.json"]);
+    assert_eq!(o.status.code(), Some(2), "never ok without the public key");
 }
