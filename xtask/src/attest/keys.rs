@@ -187,7 +187,7 @@ pub fn parse_public_pem(text: &[u8]) -> Result<VerifyingKey> {
 #[derive(Debug)]
 pub enum EvidenceKey {
     Hmac(evidence::Key),
-    Ed25519(Ed25519Key),
+    Ed25519(Box<Ed25519Key>),
 }
 
 /// The signing key from the environment. `MC_SIGNING_KEY_FILE` naming a PEM
@@ -210,7 +210,7 @@ pub fn signing_key_from_env(strict: bool, prog: &str) -> Result<EvidenceKey> {
                         format!("signing key {} (MC_SIGNING_KEY_FILE)", path.display())
                     })?;
                 check_private_mode(&path, strict, prog)?;
-                return Ok(EvidenceKey::Ed25519(key));
+                return Ok(EvidenceKey::Ed25519(Box::new(key)));
             }
         }
     }
