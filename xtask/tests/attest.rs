@@ -402,6 +402,20 @@ fn golive_with_an_ed25519_key_signs_a_verification_summary_of_the_evidence() {
     let (_, st) = read_envelope(root, vsa);
     assert_eq!(st["predicate"]["verificationResult"], json!("FAILED"));
     assert_eq!(st["predicate"]["verifiedLevels"], json!(["FAILED"]));
+    // Well signed, files intact, and still not ok: a deploy step checking this
+    // one file must not admit the release.
+    let v = verify(root, vsa);
+    assert_eq!(v.status.code(), Some(2), "{}", stdout(&v));
+    let got = verdict(&v);
+    assert_eq!(got["signature_ok"], json!(true));
+    assert_eq!(got["mismatch"], json!([]));
+    assert!(
+        got["reasons"][0]
+            .as_str()
+            .unwrap()
+            .contains("verificationResult is \"FAILED\""),
+        "{got}"
+    );
     let o = run(xtask(root).args(["golive", "--seed", "7"]));
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(

@@ -469,6 +469,24 @@ fn corpus() -> Vec<(&'static str, Vec<u8>, Expect)> {
             NotOk("1 file(s) missing"),
         ),
         (
+            "summary-failed.json",
+            pretty(&signed(&json!({
+                "_type": STATEMENT_TYPE, "predicateType": "https://slsa.dev/verification_summary/v1",
+                "subject": [subject("out/sample.txt", &sample_sha())],
+                "predicate": {"verificationResult": "FAILED", "verifiedLevels": ["FAILED"]}
+            }))),
+            NotOk("verificationResult is \"FAILED\""),
+        ),
+        (
+            "summary-without-result.json",
+            pretty(&signed(&json!({
+                "_type": STATEMENT_TYPE, "predicateType": "https://slsa.dev/verification_summary/v1",
+                "subject": [subject("out/sample.txt", &sample_sha())],
+                "predicate": {"verifiedLevels": ["MC_GOLIVE_PRODUCTION"]}
+            }))),
+            NotOk("verificationResult is missing"),
+        ),
+        (
             "subjects-empty.json",
             pretty(&signed(&statement(Vec::new()))),
             NotOk("1 file(s) not in the manifest"),

@@ -105,6 +105,18 @@ pub fn verify(
         )));
     }
     let st = statement::parse(&payload).map_err(|e| Malformed(format!("statement: {e:#}")))?;
+    // A verification summary admits a release only if it says PASSED: a
+    // well-signed FAILED is a verdict of not ok, never an "ok".
+    let summary_failed = (st.predicate_type == vsa::VSA_PREDICATE
+        && st.verification_result.as_deref() != Some("PASSED"))
+    .then(|| {
+        format!(
+            "the verification summary's verificationResult is {}, not \"PASSED\"",
+            st.verification_result
+                .as_deref()
+                .map_or("missing".to_string(), |r| format!("{r:?}"))
+        )
+    });
     let artifacts: Vec<Artifact> = st
         .subjects
         .into_iter()
@@ -115,16 +127,18 @@ pub fn verify(
         })
         .collect();
     let files = evidence::check_files(root, &st.dir, &artifacts, env_path);
+    let mut reasons: Vec<String> = summary_failed.into_iter().collect();
+    reasons.extend(files.reasons);
     Ok(Verdict {
         signature_ok: true,
         algo: ALGO_ED25519.to_string(),
         weak_signature: false,
-        ok: files.reasons.is_empty(),
+        ok: reasons.is_empty(),
         missing: files.missing,
         mismatch: files.mismatch,
         extra: files.extra,
         rejected: files.rejected,
-        reasons: files.reasons,
+        reasons,
     })
 }
 

@@ -108,6 +108,8 @@ pub struct Checked {
     pub predicate_type: String,
     /// The directory the subjects were packed from.
     pub dir: String,
+    /// `predicate.verificationResult`, when the predicate has one.
+    pub verification_result: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -137,6 +139,9 @@ struct DigestIn {
 #[derive(Deserialize)]
 struct PredicateIn {
     dir: Option<String>,
+    /// A SLSA verification summary's result.
+    #[serde(rename = "verificationResult")]
+    verification_result: Option<String>,
 }
 
 /// Parses and checks a Statement's bytes (see the module documentation).
@@ -168,7 +173,11 @@ pub fn parse(payload: &[u8]) -> Result<Checked> {
         }
         subjects.push(Subject::new(name, sha256));
     }
-    let dir = match st.predicate.and_then(|p| p.dir) {
+    let (dir, verification_result) = match st.predicate {
+        Some(p) => (p.dir, p.verification_result),
+        None => (None, None),
+    };
+    let dir = match dir {
         Some(dir) => dir,
         None => common_dir(&subjects)?,
     };
@@ -176,6 +185,7 @@ pub fn parse(payload: &[u8]) -> Result<Checked> {
         subjects,
         predicate_type: st.predicate_type,
         dir,
+        verification_result,
     })
 }
 
