@@ -627,3 +627,40 @@ fn subject_through_a_symbolic_link_is_rejected_not_read() {
     let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(v["rejected"][0]["path"], json!("out/link"));
 }
+
+/// No one-bit change anywhere in a signed envelope gives an envelope that
+/// verifies: every fifth byte of the good envelope (an Ed25519 check takes
+/// 18 ms in a debug build), each with its lowest and its sixth bit flipped (a
+/// letter's case), is refused or judged not ok, and nothing panics.
+#[test]
+fn no_one_bit_change_of_a_signed_envelope_verifies() {
+    let project = temp_project();
+    let root = project.path();
+    let public = key("test").public();
+    let good = pretty(&signed(&good_statement()));
+    let env = dsse::parse(&good).unwrap();
+    let path = Path::new("dist/e.json");
+    assert!(xtask::attest::verify(root, &env, path, &public).unwrap().ok);
+    let mut judged = 0;
+    for i in (0..good.len()).step_by(5) {
+        for bit in [0x01, 0x20] {
+            let mut bytes = good.clone();
+            bytes[i] ^= bit;
+            let Ok(env) = dsse::parse(&bytes) else {
+                continue;
+            };
+            if let Ok(v) = xtask::attest::verify(root, &env, path, &public) {
+                judged += 1;
+                assert!(
+                    !v.ok,
+                    "byte {i} ^ {bit:#x} verifies: {}",
+                    String::from_utf8_lossy(&bytes)
+                );
+            }
+        }
+    }
+    assert!(
+        judged > 50,
+        "most flips still parse and are judged ({judged})"
+    );
+}
