@@ -34,7 +34,7 @@ pub enum XtaskCmd {
         4 a pre-merge check failed."
     )]
     Golive(GoliveArgs),
-    /// Pack or verify a signed evidence bundle.
+    /// Pack or verify signed evidence (HMAC bundles, Ed25519 DSSE envelopes); make keys.
     #[command(subcommand)]
     Evidence(EvidenceCmd),
     /// Take SLO snapshots.
@@ -67,7 +67,7 @@ pub struct Mc {
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum McCmd {
-    /// Pack or verify a signed evidence bundle.
+    /// Pack or verify signed evidence (HMAC bundles, Ed25519 DSSE envelopes); make keys.
     #[command(subcommand)]
     Evidence(EvidenceCmd),
     /// Take SLO snapshots.
@@ -81,7 +81,8 @@ pub enum McCmd {
 #[derive(Debug, Subcommand)]
 pub enum EvidenceCmd {
     /// Hash every regular file under the evidence directory and write a signed
-    /// bundle. The key comes from MC_SIGNING_KEY or MC_SIGNING_KEY_FILE.
+    /// bundle (or, with --format dsse, an in-toto DSSE envelope). The key comes
+    /// from MC_SIGNING_KEY or MC_SIGNING_KEY_FILE.
     Pack(PackArgs),
     /// Check a bundle's or a DSSE envelope's signature and every file it lists;
     /// prints a JSON verdict. Exits 0 when ok, 2 when not.
@@ -94,7 +95,7 @@ pub enum EvidenceCmd {
 
 #[derive(Debug, Args)]
 pub struct PackArgs {
-    /// Where to write the bundle (parent directories are created).
+    /// Where to write the bundle or envelope (parent directories are created).
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
     /// The directory to pack, relative to the project root.
