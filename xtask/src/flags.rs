@@ -132,8 +132,9 @@ pub struct VerifyArgs {
     /// The bundle or DSSE envelope to verify (the format is detected).
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
-    /// The Ed25519 public key (PEM) that must have signed a DSSE envelope
-    /// (default: MC_VERIFY_KEY_FILE); an envelope is never ok without one.
+    /// The Ed25519 public key (PEM, relative to the project root) that must have
+    /// signed a DSSE envelope (default: MC_VERIFY_KEY_FILE); an envelope is
+    /// never ok without one.
     #[arg(long, value_name = "PUBKEY")]
     pub key: Option<PathBuf>,
     /// Refuse the development key and bundles with the seed kit's weak signature.
