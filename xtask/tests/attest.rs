@@ -456,3 +456,26 @@ fn envelope_and_statement_snapshot() {
     let env = dsse::parse(text.as_bytes()).unwrap();
     assert!(dsse::open(&env, &key.public()).is_ok());
 }
+
+#[test]
+fn an_envelope_written_inside_the_packed_directory_is_not_its_own_subject() {
+    let project = temp_project();
+    let root = project.path();
+    let o = pack(root, "out/e.json");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (_, st) = read_envelope(root, "out/e.json");
+    let names: Vec<&str> = st["subject"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["out/sample.txt"]);
+    let v = verify(root, "out/e.json");
+    assert_eq!(
+        v.status.code(),
+        Some(0),
+        "nor an extra file: {}",
+        stdout(&v)
+    );
+}
