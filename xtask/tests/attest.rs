@@ -479,3 +479,25 @@ fn an_envelope_written_inside_the_packed_directory_is_not_its_own_subject() {
         stdout(&v)
     );
 }
+
+/// The verdicts `verify` prints for an envelope: ok, files changed, and a
+/// signature that does not cover the payload (the fixed test key's id).
+#[test]
+fn envelope_verdict_snapshots() {
+    let project = temp_project();
+    let root = project.path();
+    assert!(pack(root, "dist/e.json").status.success());
+    let ok = verdict(&verify(root, "dist/e.json"));
+    std::fs::write(root.join("out/sample.txt"), "changed\n").unwrap();
+    std::fs::write(root.join("out/new.txt"), "new\n").unwrap();
+    let changed = verdict(&verify(root, "dist/e.json"));
+    let (mut env, _) = read_envelope(root, "dist/e.json");
+    env["payloadType"] = json!("application/json");
+    std::fs::write(root.join("dist/t.json"), env.to_string()).unwrap();
+    let tampered = verdict(&verify(root, "dist/t.json"));
+    insta_settings().bind(|| {
+        insta::assert_json_snapshot!("dsse_verify_ok", ok);
+        insta::assert_json_snapshot!("dsse_verify_changed", changed);
+        insta::assert_json_snapshot!("dsse_verify_tampered", tampered);
+    });
+}
