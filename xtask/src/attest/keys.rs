@@ -195,8 +195,10 @@ pub enum EvidenceKey {
 /// under `strict`); anything else is the HMAC secret, as before, with the
 /// development key's warning (refused under `strict`).
 pub fn signing_key_from_env(strict: bool, prog: &str) -> Result<EvidenceKey> {
-    if std::env::var_os("MC_SIGNING_KEY").is_none() {
-        if let Some(path) = std::env::var_os("MC_SIGNING_KEY_FILE") {
+    // Empty counts as unset, as for the HMAC key.
+    let set = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+    if set("MC_SIGNING_KEY").is_none() {
+        if let Some(path) = set("MC_SIGNING_KEY_FILE") {
             let path = PathBuf::from(path);
             let text = util::read_limited(&path, MAX_KEY_FILE).with_context(|| {
                 format!(

@@ -203,12 +203,12 @@ pub fn is_envelope(bytes: &[u8]) -> bool {
 pub fn run_keygen(root: &Path, args: &KeygenArgs) -> Result<u8> {
     let out = root.join(&args.out);
     let keyid = keys::keygen(&out)?;
-    println!(
+    util::println_stdout(&format!(
         "wrote Ed25519 private key → {} (mode 0600) and public key → {}",
         args.out.display(),
         keys::pub_path(&args.out).display()
-    );
-    println!("key id: {keyid}");
+    ))?;
+    util::println_stdout(&format!("key id: {keyid}"))?;
     Ok(exit::OK)
 }
 
@@ -231,12 +231,12 @@ pub fn run_pack(root: &Path, args: &PackArgs, prog: &str) -> Result<u8> {
         ts: util::now_epoch()?,
     };
     let packed = pack(&opts, &key, build_facts(root)?)?;
-    println!(
+    util::println_stdout(&format!(
         "wrote DSSE envelope → {} ({} subjects, key id {})",
         args.out.display(),
         packed.subjects.len(),
         key.keyid()
-    );
+    ))?;
     Ok(exit::OK)
 }
 
@@ -264,15 +264,18 @@ pub fn run_verify(root: &Path, args: &VerifyArgs, bytes: &[u8]) -> Result<u8> {
     let verdict = verify(root, &env, file, &key).map_err(|Malformed(why)| {
         not_verified(anyhow!("malformed envelope {}: {why}", file.display()))
     })?;
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&verdict).expect("a verdict serialises")
-    );
-    Ok(if verdict.ok {
-        exit::OK
-    } else {
-        exit::NOT_VERIFIED
-    })
+    util::println_stdout(&serde_json::to_string_pretty(&verdict).expect("a verdict serialises"))?;
+    if !verdict.ok {
+        return Err(util::fail(
+            exit::NOT_VERIFIED,
+            anyhow!(
+                "{} does not verify: {}",
+                file.display(),
+                verdict.reasons.join("; ")
+            ),
+        ));
+    }
+    Ok(exit::OK)
 }
 
 /// The verification summary `golive` writes beside its reports.
