@@ -907,9 +907,9 @@ impl<'a> Run<'a> {
                         .summary
                         .stages
                         .iter()
-                        .map(|s| attest::vsa::StageResult {
+                        .map(|s| attest::vsa::StageOutcome {
                             stage: s.stage.clone(),
-                            result: s.result.as_str().to_string(),
+                            result: s.result,
                         })
                         .collect(),
                     policy_file: self

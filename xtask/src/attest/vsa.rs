@@ -24,6 +24,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::statement::{DigestSet, Subject};
+use crate::gates::StageResult;
 
 pub const VSA_PREDICATE: &str = "https://slsa.dev/verification_summary/v1";
 pub const VERIFIER_ID: &str = "https://mc-kit.invalid/verifier/golive/v1";
@@ -44,7 +45,7 @@ pub struct VerificationSummary {
     pub verified_levels: Vec<String>,
     pub slsa_version: &'static str,
     #[serde(rename = "https://mc-kit.invalid/golive/stages/v1")]
-    pub stages: Vec<StageResult>,
+    pub stages: Vec<StageOutcome>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -70,11 +71,11 @@ pub enum VerificationResult {
     Failed,
 }
 
+/// One stage of the rollout and how it ended.
 #[derive(Debug, Clone, Serialize)]
-pub struct StageResult {
+pub struct StageOutcome {
     pub stage: String,
-    /// `PASS`, `WARN`, `FAIL` or `NOT RUN`.
-    pub result: String,
+    pub result: StageResult,
 }
 
 /// What a go-live run found, as the summary needs it.
@@ -84,7 +85,7 @@ pub struct Run<'a> {
     pub version: &'a str,
     pub time: String,
     pub passed: bool,
-    pub stages: Vec<StageResult>,
+    pub stages: Vec<StageOutcome>,
     /// The gates configuration file and its sha256, when there was one.
     pub policy_file: Option<(String, String)>,
     /// The evidence envelope (path relative to the project root) and its sha256.
@@ -103,7 +104,12 @@ pub fn summary(run: Run<'_>) -> (Vec<Subject>, VerificationSummary) {
     let level = run
         .stages
         .iter()
-        .take_while(|s| s.result == "PASS" || s.result == "WARN")
+        .take_while(|s| {
+            matches!(
+                s.result,
+                StageResult::Pass | StageResult::Warn | StageResult::NoData
+            )
+        })
         .last()
         .map(|s| format!("MC_GOLIVE_{}", level_name(&s.stage)));
     let verified_levels = match (result, level) {
@@ -178,7 +184,7 @@ fn purl_part(s: &str) -> String {
 mod tests {
     use super::*;
 
-    fn run(results: &[(&str, &str)], passed: bool) -> Run<'static> {
+    fn run(results: &[(&str, StageResult)], passed: bool) -> Run<'static> {
         Run {
             project: "My Repo",
             version: "v1.0",
@@ -186,9 +192,9 @@ mod tests {
             passed,
             stages: results
                 .iter()
-                .map(|(s, r)| StageResult {
+                .map(|(s, r)| StageOutcome {
                     stage: s.to_string(),
-                    result: r.to_string(),
+                    result: *r,
                 })
                 .collect(),
             policy_file: None,
@@ -199,20 +205,13 @@ mod tests {
 
     #[test]
     fn levels_follow_the_last_stage_passed() {
-        let all = [
-            ("stage", "PASS"),
-            ("canary_20", "WARN"),
-            ("production", "PASS"),
-        ];
+        use StageResult::{Fail, NotRun, Pass, Warn};
+        let all = [("stage", Pass), ("canary_20", Warn), ("production", Pass)];
         let (_, v) = summary(run(&all, true));
         assert_eq!(v.verified_levels, ["MC_GOLIVE_PRODUCTION"]);
         assert_eq!(v.verification_result, VerificationResult::Passed);
         assert_eq!(v.resource_uri, "pkg:generic/my%20repo@v1.0");
-        let failed = [
-            ("stage", "PASS"),
-            ("canary_20", "FAIL"),
-            ("production", "NOT RUN"),
-        ];
+        let failed = [("stage", Pass), ("canary_20", Fail), ("production", NotRun)];
         let (_, v) = summary(run(&failed, false));
         assert_eq!(v.verified_levels, ["FAILED"]);
         let json = serde_json::to_value(&v).unwrap();
