@@ -364,6 +364,7 @@ fn gateway_step(
         errors: 0,
         p50_ms: 0.0,
         p99_ms: 0.0,
+        a2a_v1: None,
     };
     let probe = match probed {
         Ok(p) => p,
@@ -380,6 +381,7 @@ fn gateway_step(
         }
     };
     util::write_json(&root.join(&outs.probe), &probe.to_json())?;
+    row.a2a_v1 = probe.a2a_v1.as_ref().map(|v| v.summary());
     row.probe_ok = true;
     row.allow = probe.example.allow;
     row.residency_pass = probe.policy.residency_pass;

@@ -62,6 +62,8 @@ pub struct GatewayRow {
     pub errors: u64,
     pub p50_ms: f64,
     pub p99_ms: f64,
+    /// What the A2A 1.0 probe saw; `None`: the gateway offers no A2A 1.0.
+    pub a2a_v1: Option<String>,
 }
 
 /// One rollout stage: its verdict and every check of its gate.
@@ -306,6 +308,7 @@ pub fn markdown(s: &Summary) -> String {
             yes(g.residency_pass),
             yes(g.persisted_only)
         );
+        let _ = writeln!(o, "- A2A 1.0: {}", a2a_v1_text(g));
         let _ = writeln!(
             o,
             "- load: {} requests, {} errors, p50 {} ms, p99 {} ms\n",
@@ -582,7 +585,7 @@ pub fn html(s: &Summary) -> String {
     if let Some(g) = &s.gateway {
         let _ = writeln!(
             o,
-            "<h2>A2A gateway</h2><table><tr><th>url</th><td><code>{}</code> ({})</td></tr><tr><th>probe</th><td class=\"{}\">{}; example request {}</td></tr><tr><th>policy enforced</th><td>residency {}, persisted queries only {}</td></tr><tr><th>load</th><td>{} requests, {} errors, p50 {} ms, p99 {} ms</td></tr></table>",
+            "<h2>A2A gateway</h2><table><tr><th>url</th><td><code>{}</code> ({})</td></tr><tr><th>probe</th><td class=\"{}\">{}; example request {}</td></tr><tr><th>policy enforced</th><td>residency {}, persisted queries only {}</td></tr><tr><th>A2A 1.0</th><td>{}</td></tr><tr><th>load</th><td>{} requests, {} errors, p50 {} ms, p99 {} ms</td></tr></table>",
             e(&g.url),
             if g.in_process { "in-process" } else { "A2A_URL" },
             if g.probe_ok { "pass" } else { "fail" },
@@ -590,6 +593,7 @@ pub fn html(s: &Summary) -> String {
             if g.allow { "allowed" } else { "denied" },
             yes(g.residency_pass),
             yes(g.persisted_only),
+            e(&a2a_v1_text(g)),
             g.requests,
             g.errors,
             num(g.p50_ms),
@@ -656,6 +660,13 @@ pub fn html(s: &Summary) -> String {
     }
     o.push_str("</body></html>\n");
     o
+}
+
+/// The gateway's A2A 1.0 line of the reports.
+fn a2a_v1_text(g: &GatewayRow) -> String {
+    g.a2a_v1
+        .clone()
+        .unwrap_or_else(|| "not offered (no agent card with a JSON-RPC 1.x interface)".to_string())
 }
 
 #[cfg(test)]

@@ -309,19 +309,30 @@ fn a2a_decision_log_has_one_line_per_decision() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(lines.len(), 3);
+    // Three `/a2a/perform` requests, then the A2A 1.0 allowed and denied SendMessage.
+    assert_eq!(lines.len(), 5);
     assert_eq!(lines[0]["allow"], true);
     assert_eq!(lines[1]["allow"], false);
     assert_eq!(lines[1]["input"]["residency"], "EU");
-    for line in &lines {
+    for (i, line) in lines.iter().enumerate() {
         let keys: Vec<&str> = line
             .as_object()
             .unwrap()
             .keys()
             .map(String::as_str)
             .collect();
-        assert_eq!(keys, ["id", "time", "path", "input", "allow", "reasons"]);
+        if i < 3 {
+            assert_eq!(keys, ["id", "time", "path", "input", "allow", "reasons"]);
+        } else {
+            assert_eq!(line["path"], "/a2a/v1");
+            assert_eq!(
+                keys,
+                ["id", "time", "path", "input", "method", "taskId", "allow", "reasons"]
+            );
+        }
     }
+    assert_eq!(lines[3]["allow"], true);
+    assert_eq!(lines[4]["allow"], false);
 }
 
 /// A fake gateway that answers every request with `body` (status 200), for at
@@ -512,7 +523,8 @@ fn a2a_serve_cli_stops_cleanly_on_ctrl_c() {
     };
     assert_eq!(code, Some(0));
     let log = std::fs::read_to_string(project.path().join("out/decisions.jsonl")).unwrap();
-    assert_eq!(log.lines().count(), 3);
+    // The probe's three `/a2a/perform` requests and two A2A 1.0 SendMessage.
+    assert_eq!(log.lines().count(), 5);
 }
 
 #[test]

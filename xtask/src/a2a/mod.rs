@@ -27,6 +27,7 @@ pub mod metrics;
 pub mod policy;
 pub mod probe;
 pub mod server;
+pub mod v1;
 
 use std::path::Path;
 use std::time::Duration;

@@ -58,6 +58,9 @@ pub struct ProbeResult {
     pub policy: slo::Policy,
     /// The answers to the residency and pqid requests.
     pub checks: ProbeChecks,
+    /// The A2A 1.0 checks (card, allowed and denied `SendMessage`, `GetTask`);
+    /// `null` when the gateway serves no agent card.
+    pub a2a_v1: Option<super::v1::probe::V1Probe>,
 }
 
 /// The answers to the requests the policy must deny.
@@ -68,7 +71,7 @@ pub struct ProbeChecks {
 }
 
 impl ProbeResult {
-    /// The result as JSON: `{"url", "example", "response", "policy", "checks"}`.
+    /// The result as JSON: `{"url", "example", "response", "policy", "checks", "a2a_v1"}`.
     pub fn to_json(&self) -> Value {
         serde_json::to_value(self).expect("a probe result serialises")
     }
@@ -127,6 +130,9 @@ fn agent() -> ureq::Agent {
 pub fn probe(base: &str) -> Result<ProbeResult> {
     let url = perform_url(base)?;
     let agent = agent();
+    if let Some(interface) = super::v1::probe::a2a_only(&agent, base)? {
+        return super::v1::probe::seed_probe(&agent, base, &interface);
+    }
     let example_req = seed_request();
     let (example, response) = ask(&agent, &url, &example_req)?;
 
@@ -137,6 +143,7 @@ pub fn probe(base: &str) -> Result<ProbeResult> {
     let mut pqid_req = seed_request();
     pqid_req["pqid"] = json!("pq.adHocQuery");
     let (pqid, _) = ask(&agent, &url, &pqid_req).context("persisted-query check")?;
+    let a2a_v1 = super::v1::probe::probe(&agent, base).context("A2A 1.0 check")?;
 
     Ok(ProbeResult {
         url,
@@ -147,6 +154,7 @@ pub fn probe(base: &str) -> Result<ProbeResult> {
         example,
         response,
         checks: ProbeChecks { residency, pqid },
+        a2a_v1,
     })
 }
 
@@ -233,7 +241,9 @@ pub fn check_answer(
 
 /// Sends the seed's example request `requests` times over `concurrency`
 /// keep-alive connections, stopping early after `max_duration`. A request
-/// counts as an error on a transport failure or a status other than 200.
+/// counts as an error on a transport failure or a status other than 200. An
+/// agent that speaks only A2A 1.0 gets the request as a JSON-RPC
+/// `SendMessage`, where an answer without a `result` is an error too.
 pub fn load(
     base: &str,
     requests: u64,
@@ -248,16 +258,22 @@ pub fn load(
         bail!("a load needs a concurrency of at least 1");
     }
     let workers = concurrency.min(requests).min(1024);
-    let body: Arc<[u8]> = serde_json::to_vec(&seed_request())
-        .expect("serialises")
-        .into();
+    let (url, request, rpc) = match super::v1::probe::a2a_only(&agent(), base)? {
+        Some(interface) => (
+            interface,
+            super::v1::probe::send_message_body(&seed_request()),
+            true,
+        ),
+        None => (url, seed_request(), false),
+    };
+    let body: Arc<[u8]> = serde_json::to_vec(&request).expect("serialises").into();
     let remaining = Arc::new(AtomicU64::new(requests));
     let started = Instant::now();
     let deadline = started + max_duration;
     let handles: Vec<_> = (0..workers)
         .map(|_| {
             let (url, body, remaining) = (url.clone(), body.clone(), remaining.clone());
-            std::thread::spawn(move || worker(&url, &body, &remaining, deadline))
+            std::thread::spawn(move || worker(&url, &body, rpc, &remaining, deadline))
         })
         .collect();
     let mut latencies = Vec::with_capacity(requests.min(1 << 20) as usize);
@@ -303,7 +319,13 @@ struct WorkerResult {
     first_error: Option<String>,
 }
 
-fn worker(url: &str, body: &[u8], remaining: &AtomicU64, deadline: Instant) -> WorkerResult {
+fn worker(
+    url: &str,
+    body: &[u8],
+    rpc: bool,
+    remaining: &AtomicU64,
+    deadline: Instant,
+) -> WorkerResult {
     let agent = agent();
     let mut out = WorkerResult {
         latencies: Vec::new(),
@@ -323,11 +345,13 @@ fn worker(url: &str, body: &[u8], remaining: &AtomicU64, deadline: Instant) -> W
             .map_err(|e| e.to_string())
             .and_then(|mut resp| {
                 let status = resp.status().as_u16();
-                resp.body_mut().read_to_vec().map_err(|e| e.to_string())?;
-                if status == 200 {
-                    Ok(())
-                } else {
+                let answer = resp.body_mut().read_to_vec().map_err(|e| e.to_string())?;
+                if status != 200 {
                     Err(format!("HTTP {status}"))
+                } else if rpc && !super::v1::probe::load_answer_ok(&answer) {
+                    Err("a JSON-RPC answer without a result".to_string())
+                } else {
+                    Ok(())
                 }
             });
         out.latencies.push(started.elapsed().as_secs_f64() * 1e3);

@@ -1,5 +1,6 @@
 //! The gateway's HTTP server: `POST /a2a/perform` (the seed's endpoint, now
-//! policy-checked), OPA's data API `POST /v1/data/<path>`, and `GET /health`.
+//! policy-checked), OPA's data API `POST /v1/data/<path>`, and `GET /health`;
+//! A2A 1.0 (the agent card and JSON-RPC) is routed to [`super::v1`].
 //!
 //! It is hyper 1 (HTTP/1.1 with keep-alive) on a tokio multi-thread runtime
 //! with one worker per core. The runtime is owned by a background thread that
@@ -148,6 +149,7 @@ impl Gateway {
         let state = Arc::new(State {
             policy,
             log,
+            v1: super::v1::Service::new(local),
             max_body: opts.max_body,
             next_id: AtomicU64::new(1),
             id_prefix: id_prefix(local),
@@ -245,9 +247,11 @@ fn id_prefix(addr: SocketAddr) -> String {
     format!("{:012x}", mix & 0xffff_ffff_ffff)
 }
 
-struct State {
-    policy: Policy,
+pub(super) struct State {
+    pub(super) policy: Policy,
     log: Option<DecisionLog>,
+    /// A2A 1.0: the task store and the gateway's own address.
+    pub(super) v1: super::v1::Service,
     max_body: usize,
     next_id: AtomicU64,
     id_prefix: String,
@@ -256,7 +260,7 @@ struct State {
 }
 
 impl State {
-    fn decision_id(&self) -> String {
+    pub(super) fn decision_id(&self) -> String {
         let n = self.next_id.fetch_add(1, Ordering::Relaxed);
         format!("{}-{n:08}", self.id_prefix)
     }
@@ -335,7 +339,7 @@ pub(super) async fn race<A: Future, B: Future>(a: A, b: B) -> Either<A::Output, 
     .await
 }
 
-type Reply = Response<Full<Bytes>>;
+pub(super) type Reply = Response<Full<Bytes>>;
 
 /// Serves one request as [`handle`] does, plus `GET /metrics` and the
 /// injected faults, and counts it in the metrics (see [`metrics`]).
@@ -378,6 +382,8 @@ async fn handle(state: &State, req: Request<Incoming>) -> Reply {
             Ok(body) => data_api(state, &path, &body),
             Err(refusal) => refusal.reply(),
         }
+    } else if super::v1::serves(&path) {
+        super::v1::handle(state, req).await
     } else if path == "/health" {
         if req.method() != Method::GET && req.method() != Method::HEAD {
             return method_not_allowed("GET, HEAD");
@@ -395,15 +401,15 @@ async fn handle(state: &State, req: Request<Incoming>) -> Reply {
 }
 
 /// A request the gateway refuses: its status and message.
-struct Refusal(StatusCode, String);
+pub(super) struct Refusal(StatusCode, String);
 
 impl Refusal {
-    fn reply(self) -> Reply {
+    pub(super) fn reply(self) -> Reply {
         error_reply(self.0, &self.1)
     }
 }
 
-async fn read_body(state: &State, req: Request<Incoming>) -> Result<Bytes, Refusal> {
+pub(super) async fn read_body(state: &State, req: Request<Incoming>) -> Result<Bytes, Refusal> {
     let too_large = || {
         Refusal(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -515,7 +521,7 @@ fn perform(state: &State, body: &[u8]) -> Reply {
     reply
 }
 
-fn check_perform_input(input: &Value) -> Result<(), String> {
+pub(super) fn check_perform_input(input: &Value) -> Result<(), String> {
     let Some(obj) = input.as_object() else {
         return Err("request body must be a JSON object".to_string());
     };
@@ -592,7 +598,7 @@ fn data_api(state: &State, path: &str, body: &[u8]) -> Reply {
 }
 
 impl State {
-    fn log_line(&self, id: &str, path: &str, input: &Value, outcome: Value) {
+    pub(super) fn log_line(&self, id: &str, path: &str, input: &Value, outcome: Value) {
         let Some(log) = &self.log else { return };
         let summary: serde_json::Map<String, Value> = REQUIRED_STRINGS
             .iter()
@@ -687,7 +693,7 @@ fn json_reply(status: StatusCode, body: &Value) -> Reply {
     )
 }
 
-fn bytes_reply(status: StatusCode, bytes: Vec<u8>) -> Reply {
+pub(super) fn bytes_reply(status: StatusCode, bytes: Vec<u8>) -> Reply {
     let mut reply = Response::new(Full::new(Bytes::from(bytes)));
     *reply.status_mut() = status;
     reply
@@ -700,7 +706,7 @@ fn error_reply(status: StatusCode, error: &str) -> Reply {
     json_reply(status, &json!({"ok": false, "error": error}))
 }
 
-fn method_not_allowed(allow: &'static str) -> Reply {
+pub(super) fn method_not_allowed(allow: &'static str) -> Reply {
     let mut reply = error_reply(
         StatusCode::METHOD_NOT_ALLOWED,
         &format!("method not allowed; use {allow}"),
