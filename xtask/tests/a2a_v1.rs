@@ -973,3 +973,37 @@ fn a2a_v1_probe_cli_reports_the_a2a_1_0_checks_from_a2a_url() {
     );
     assert_eq!(task["result"]["status"]["state"], "TASK_STATE_COMPLETED");
 }
+
+/// The value of the `a2a_requests_total` series with these labels (0 when absent).
+fn requests_total(gw: &Gateway, labels: &[&str]) -> f64 {
+    let r = response(send_raw(
+        gw.addr(),
+        b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+    ));
+    assert_eq!(r.status, 200);
+    String::from_utf8(r.body)
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with("a2a_requests_total{") && labels.iter().all(|x| l.contains(x)))
+        .map(|l| l.rsplit_once(' ').unwrap().1.parse::<f64>().unwrap())
+        .sum()
+}
+
+#[test]
+fn a2a_v1_decisions_and_requests_are_in_the_metrics() {
+    let gw = gateway();
+    let route = r#"route="/a2a/v1""#;
+    send(gw.addr(), a2a::seed_request());
+    send(gw.addr(), a2a::seed_request());
+    send(gw.addr(), denied_request());
+    rpc(gw.addr(), "GetTask", json!({"id": "no-such-task"}));
+    let card = r#"route="/.well-known/agent-card.json""#;
+    response(send_raw(
+        gw.addr(),
+        b"GET /.well-known/agent-card.json HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+    ));
+    assert_eq!(requests_total(&gw, &[route, r#"decision="allow""#]), 2.0);
+    assert_eq!(requests_total(&gw, &[route, r#"decision="deny""#]), 1.0);
+    assert_eq!(requests_total(&gw, &[route, r#"decision="none""#]), 1.0);
+    assert_eq!(requests_total(&gw, &[card, r#"code="200""#]), 1.0);
+}

@@ -33,7 +33,15 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 /// The `route` label values: the gateway's endpoints, then `other`.
-pub const ROUTES: [&str; 5] = ["/a2a/perform", "/v1/data", "/health", "/metrics", OTHER];
+pub const ROUTES: [&str; 7] = [
+    "/a2a/perform",
+    "/v1/data",
+    "/health",
+    "/metrics",
+    "/a2a/v1",
+    "/.well-known/agent-card.json",
+    OTHER,
+];
 /// The answers of `/a2a/perform` whose counters start at 0: allowed,
 /// denied, malformed, and the 503 of an injected fault.
 const PERFORM_ANSWERS: [(u16, Option<Decision>); 4] = [
@@ -71,6 +79,8 @@ pub fn route(path: &str) -> &'static str {
         p if p.starts_with("/v1/data/") => ROUTES[1],
         "/health" => ROUTES[2],
         "/metrics" => ROUTES[3],
+        "/a2a/v1" => ROUTES[4],
+        "/.well-known/agent-card.json" => ROUTES[5],
         _ => OTHER,
     }
 }

@@ -255,7 +255,7 @@ pub(super) struct State {
     max_body: usize,
     next_id: AtomicU64,
     id_prefix: String,
-    metrics: Metrics,
+    pub(super) metrics: Metrics,
     faults: Injector,
 }
 

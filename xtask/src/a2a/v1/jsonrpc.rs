@@ -30,6 +30,7 @@ use hyper::StatusCode;
 use serde_json::{json, Map, Value};
 
 use super::methods::{cancel_task, get_task, list_tasks, send_message};
+use crate::a2a::metrics::Decision;
 use crate::a2a::server::{bytes_reply, Reply, State};
 
 /// The header a client names its protocol version in.
@@ -136,7 +137,7 @@ pub(super) type Outcome = Result<Value, RpcError>;
 
 /// The HTTP answer to one JSON-RPC body: always `200`.
 pub(in crate::a2a) fn reply(state: &State, version: Option<&str>, body: &[u8]) -> Reply {
-    let (id, outcome) = answer(state, version, body);
+    let (id, outcome, decision) = answer(state, version, body);
     let mut response = Map::new();
     response.insert("jsonrpc".into(), json!("2.0"));
     response.insert("id".into(), id);
@@ -145,11 +146,17 @@ pub(in crate::a2a) fn reply(state: &State, version: Option<&str>, body: &[u8]) -
         Err(e) => response.insert("error".into(), e.to_json()),
     };
     let bytes = serde_json::to_vec(&response).expect("a JSON value serialises");
-    bytes_reply(StatusCode::OK, bytes)
+    let mut reply = bytes_reply(StatusCode::OK, bytes);
+    if let Some(decision) = decision {
+        // The metrics count the decision, as for `/a2a/perform`.
+        reply.extensions_mut().insert(decision);
+    }
+    reply
 }
 
-/// The response's `id` and outcome for a body.
-fn answer(state: &State, version: Option<&str>, body: &[u8]) -> (Value, Outcome) {
+/// The response's `id`, the outcome for a body, and the policy's decision if
+/// one was made.
+fn answer(state: &State, version: Option<&str>, body: &[u8]) -> (Value, Outcome, Option<Decision>) {
     let parsed = std::str::from_utf8(body)
         .map_err(|e| format!("request body is not valid UTF-8: {e}"))
         .and_then(|text| serde_json::from_str::<Value>(text).map_err(|e| e.to_string()));
@@ -157,14 +164,18 @@ fn answer(state: &State, version: Option<&str>, body: &[u8]) -> (Value, Outcome)
         Ok(v) => v,
         Err(e) => {
             let msg = format!("invalid JSON payload: {e}");
-            return (Value::Null, Err(RpcError::new(ErrorCode::ParseError, msg)));
+            return (
+                Value::Null,
+                Err(RpcError::new(ErrorCode::ParseError, msg)),
+                None,
+            );
         }
     };
     let (id, method, params) = match envelope(value) {
         Ok(parts) => parts,
         Err(refused) => {
             let (id, e) = *refused;
-            return (id, Err(e));
+            return (id, Err(e), None);
         }
     };
     if let Some(v) = version.map(str::trim).filter(|v| !accepts_version(v)) {
@@ -177,10 +188,10 @@ fn answer(state: &State, version: Option<&str>, body: &[u8]) -> (Value, Outcome)
             ),
         )
         .with("supportedVersions", super::PROTOCOL_VERSION);
-        return (id, Err(e));
+        return (id, Err(e), None);
     }
-    let outcome = dispatch(state, &method, params);
-    (id, outcome)
+    let (outcome, decision) = dispatch(state, &method, params);
+    (id, outcome, decision)
 }
 
 /// An absent or empty header is taken as this version; any 1.x is accepted.
@@ -250,9 +261,15 @@ fn valid_id(id: &Value) -> bool {
     }
 }
 
-fn dispatch(state: &State, method: &str, params: Value) -> Outcome {
-    match method {
-        "SendMessage" => send_message(state, params),
+fn dispatch(state: &State, method: &str, params: Value) -> (Outcome, Option<Decision>) {
+    let outcome = match method {
+        "SendMessage" => {
+            return match send_message(state, params) {
+                Ok((result, true)) => (Ok(result), Some(Decision::Allow)),
+                Ok((result, false)) => (Ok(result), Some(Decision::Deny)),
+                Err(e) => (Err(e), None),
+            }
+        }
         "GetTask" => get_task(state, params),
         "ListTasks" => list_tasks(state, params),
         "CancelTask" => cancel_task(state, params),
@@ -277,7 +294,8 @@ fn dispatch(state: &State, method: &str, params: Value) -> Outcome {
             ErrorCode::MethodNotFound,
             format!("method not found: {:?}", clip(other)),
         )),
-    }
+    };
+    (outcome, None)
 }
 
 /// At most 80 bytes of `s`, for messages that quote what a client sent.

@@ -45,7 +45,8 @@ fn history_length(value: Option<i64>) -> Result<Option<u32>, RpcError> {
     }
 }
 
-pub(super) fn send_message(state: &State, params: Value) -> Outcome {
+/// `SendMessage`: the result, and whether the policy allowed the request.
+pub(super) fn send_message(state: &State, params: Value) -> Result<(Value, bool), RpcError> {
     let (message, history) = read_send_message(state, params)?;
     let data = request_data(&message)?;
     let task_id = new_id();
@@ -54,7 +55,7 @@ pub(super) fn send_message(state: &State, params: Value) -> Outcome {
     let answer = json!({"task": task.view(history, true)});
     let size = serde_json::to_vec(&task).map_or(usize::MAX, |b| b.len());
     state.v1.tasks.insert(task, size);
-    Ok(answer)
+    Ok((answer, decision.allow))
 }
 
 /// Step 1 of `SendMessage`: the params, checked; the message and the
@@ -106,7 +107,10 @@ fn request_data(message: &Message) -> Result<Value, RpcError> {
 /// Step 3: the policy's decision, written to the decision log either way.
 fn decide(state: &State, data: &Value, task_id: &str) -> Result<Arc<Decision>, RpcError> {
     let id = state.decision_id();
-    let (decision, outcome) = match state.policy.decide(data) {
+    let evaluating = std::time::Instant::now();
+    let decided = state.policy.decide(data);
+    state.metrics.observe_policy(evaluating.elapsed());
+    let (decision, outcome) = match decided {
         Ok(d) => {
             let outcome = json!({"allow": d.allow, "reasons": d.reasons});
             (Ok(d), outcome)
