@@ -299,7 +299,8 @@ mod tests {
             ),
             "{text}"
         );
-        assert!(text.len() < 16 * 1024, "{} bytes", text.len());
+        // About 2.5 KiB per route (its duration histogram): 7 routes in all.
+        assert!(text.len() < 24 * 1024, "{} bytes", text.len());
     }
 
     #[test]
