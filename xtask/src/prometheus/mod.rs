@@ -110,7 +110,7 @@ impl Query {
 /// milliseconds, rounded up (`4501ms`); at least `1ms`.
 pub fn promql_duration(window: Duration) -> String {
     let ms = window.as_nanos().div_ceil(1_000_000).max(1);
-    if divides(1000, ms) {
+    if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else {
         format!("{ms}ms")
@@ -229,17 +229,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 pub fn show_duration(d: Duration) -> String {
     let ms = d.as_millis();
     match ms {
-        _ if ms > 0 && divides(3_600_000, ms) => format!("{}h", ms / 3_600_000),
-        _ if ms > 0 && divides(60_000, ms) => format!("{}m", ms / 60_000),
-        _ if divides(1_000, ms) => format!("{}s", ms / 1_000),
+        _ if ms > 0 && ms.is_multiple_of(3_600_000) => format!("{}h", ms / 3_600_000),
+        _ if ms > 0 && ms.is_multiple_of(60_000) => format!("{}m", ms / 60_000),
+        _ if ms.is_multiple_of(1_000) => format!("{}s", ms / 1_000),
         _ => format!("{ms}ms"),
     }
-}
-
-/// Whether `d` divides `n` (`u128::is_multiple_of` needs Rust 1.87; the
-/// kit's minimum is 1.80).
-fn divides(d: u128, n: u128) -> bool {
-    n.checked_rem(d) == Some(0)
 }
 
 #[cfg(test)]
