@@ -32,6 +32,8 @@ use anyhow::{bail, Context, Result};
 use xshell::{cmd, Shell};
 
 use crate::flags::{BenchArgs, BenchSet};
+
+pub mod traffic;
 use crate::util::{self, exit};
 
 /// The seed kit's pack times from the table (2-core EPYC, warm cache,

@@ -54,39 +54,41 @@ pub fn seed_request() -> serde_json::Value {
 /// The canonical form of `value` the provenance hash is computed over (see the
 /// module documentation).
 pub fn canonical_json(value: &serde_json::Value) -> String {
-    let mut out = String::with_capacity(256);
+    let mut out = Vec::with_capacity(256);
     write_canonical(value, &mut out);
-    out
+    String::from_utf8(out).expect("serde_json writes UTF-8")
 }
 
-fn write_canonical(value: &serde_json::Value, out: &mut String) {
+/// Appends the canonical form of `value` to `out` (what [`canonical_json`]
+/// returns), without an allocation per key or scalar.
+pub fn write_canonical(value: &serde_json::Value, out: &mut Vec<u8>) {
     use serde_json::Value;
     match value {
         Value::Object(map) => {
             let mut entries: Vec<_> = map.iter().collect();
             entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
-            out.push('{');
+            out.push(b'{');
             for (i, (k, v)) in entries.into_iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
-                out.push_str(&serde_json::to_string(k).expect("a string serialises"));
-                out.push(':');
+                serde_json::to_writer(&mut *out, k).expect("a string serialises");
+                out.push(b':');
                 write_canonical(v, out);
             }
-            out.push('}');
+            out.push(b'}');
         }
         Value::Array(items) => {
-            out.push('[');
+            out.push(b'[');
             for (i, v) in items.iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
                 write_canonical(v, out);
             }
-            out.push(']');
+            out.push(b']');
         }
-        scalar => out.push_str(&serde_json::to_string(scalar).expect("a scalar serialises")),
+        scalar => serde_json::to_writer(&mut *out, scalar).expect("a scalar serialises"),
     }
 }
 

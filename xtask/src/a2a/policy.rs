@@ -19,22 +19,42 @@
 //! than there were concurrent evaluations.
 //!
 //! Evaluating Rego allocates a great deal (regorus rebuilds the policy's
-//! constant sets and the input's objects on every evaluation), and it was half
-//! of the gateway's CPU time under load. A policy is a pure function of its
-//! input unless it calls a builtin whose answer changes between calls; in this
-//! build (regorus with only `std` and `arc`) that is `rand.intn`, and
-//! `time.now_ns`, `uuid.rfc4122`, `opa.runtime` and `http.send` when a policy
-//! names them anyway. So a policy whose text names none of them has its
-//! decisions memoised per distinct input (keyed by the input's canonical JSON,
-//! inputs over 4 KiB are not memoised, at most 4,096 entries, cleared when
-//! full); a policy that names one is evaluated every time. The decision log
-//! still gets one line per request either way.
+//! constant sets and the input's objects on every evaluation), and it was most
+//! of the gateway's CPU time under load. Two things make it cheap on real
+//! traffic, where no two requests are equal but most share the fields a policy
+//! looks at:
+//!
+//! * **The policy is given only what it reads.** [`scan`] finds the top-level
+//!   input fields the policy's text names (`input.tenantId`,
+//!   `input["pqid"]`); when every use of `input` is such a field, the engine's
+//!   input is the request restricted to those fields, so a large `task` that
+//!   the policy never looks at is not converted. A policy that uses `input` in
+//!   any other way (`input[k]`, `walk(input)`, `import input as i`) gets all
+//!   of it.
+//! * **Decisions are memoised per distinct value of those fields.** A policy
+//!   is a pure function of its input unless it calls a builtin whose answer
+//!   changes between calls (`rand.intn`, `time.now_ns`, `uuid.rfc4122`,
+//!   `opa.runtime`, `http.send`, `net.lookup_ip_addr`: [`scan`] marks any use
+//!   of those namespaces). A deterministic policy's decision is a function of
+//!   the fields it reads, so the memo key is their values (canonical JSON,
+//!   with "missing" told apart from `null`); a policy that reads more of the
+//!   input (say `input.task.goal`) has that field in its key, and one that
+//!   reads the input wholesale is keyed by all of it. Keys over 4 KiB are not
+//!   memoised; at most 4,096 decisions are kept (cleared when full). A
+//!   nondeterministic policy is evaluated every time. The decision log still
+//!   gets one line per request either way; [`Policy::memo_stats`] counts
+//!   lookups and hits.
+
+mod scan;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use anyhow::{bail, Context, Result};
 use regorus::{Engine, Value};
+
+pub use scan::{scan, Reads, NONDETERMINISTIC_ROOTS};
 
 /// The default policy, `xtask/policy/a2a.rego`.
 pub const DEFAULT_POLICY: &str = include_str!("../../policy/a2a.rego");
@@ -80,27 +100,34 @@ impl Decision {
     }
 }
 
+/// How often the memo answered, since the policy was loaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+pub struct MemoStats {
+    /// Whether the policy's decisions are memoised at all.
+    pub enabled: bool,
+    /// Decisions asked of the memo.
+    pub lookups: u64,
+    /// Decisions the memo answered without evaluating.
+    pub hits: u64,
+}
+
 /// A compiled Rego policy, safe to evaluate from many threads at once.
 pub struct Policy {
     name: String,
     template: Engine,
     pool: Mutex<Vec<Engine>>,
+    /// The top-level input fields the policy reads, sorted; `None` when it
+    /// may read the whole input.
+    fields: Option<Box<[String]>>,
     /// Memoised decisions, when the policy is deterministic.
     memo: Option<Memo>,
+    lookups: AtomicU64,
+    hits: AtomicU64,
 }
 
 /// Decisions by memo key (see [`Policy::decide_keyed`]).
 type Memo = RwLock<HashMap<Box<[u8]>, Arc<Decision>>>;
 
-/// Builtins whose answer can change from one call to the next: a policy that
-/// names one is never memoised.
-const NONDETERMINISTIC: [&str; 5] = [
-    "rand.intn",
-    "time.now_ns",
-    "uuid.rfc4122",
-    "opa.runtime",
-    "http.send",
-];
 /// Inputs whose key is longer than this are not memoised.
 const MEMO_MAX_KEY: usize = 4096;
 /// The memo is cleared when it holds this many decisions.
@@ -143,19 +170,23 @@ impl Policy {
         if !packages.iter().any(|p| p == "data.a2a") {
             bail!("policy {name}: must declare `package a2a` (found {packages:?})");
         }
+        let reads = scan(rego);
         let policy = Policy {
             name: name.to_string(),
             template: engine,
             pool: Mutex::new(Vec::new()),
-            memo: NONDETERMINISTIC
-                .iter()
-                .all(|b| !rego.contains(b))
+            fields: reads.fields.map(|f| f.into_iter().collect()),
+            memo: reads
+                .nondeterministic
+                .is_empty()
                 .then(|| RwLock::new(HashMap::new())),
+            lookups: AtomicU64::new(0),
+            hits: AtomicU64::new(0),
         };
         // Evaluate once with an empty input so a policy without a usable
         // `decision` rule fails at start, not on the first request.
         policy
-            .decide(&serde_json::json!({}))
+            .evaluate(&serde_json::json!({}))
             .with_context(|| format!("policy {name}: `{DECISION_RULE}` does not evaluate"))?;
         Ok(policy)
     }
@@ -165,31 +196,95 @@ impl Policy {
         &self.name
     }
 
-    /// Whether decisions are memoised (the policy names no nondeterministic builtin).
+    /// Whether decisions are memoised (the policy calls no nondeterministic builtin).
     pub fn memoised(&self) -> bool {
         self.memo.is_some()
     }
 
-    /// Evaluates `data.a2a.decision` for `input` (or recalls the decision of
-    /// an equal input; see the module documentation).
-    pub fn decide(&self, input: &serde_json::Value) -> Result<Arc<Decision>> {
-        self.decide_keyed(super::canonical_json(input).as_bytes(), input)
+    /// The top-level input fields the policy reads, sorted, or `None` when it
+    /// may read the whole input.
+    pub fn input_fields(&self) -> Option<&[String]> {
+        self.fields.as_deref()
     }
 
-    /// [`Policy::decide`] with the memo key given: bytes that determine
-    /// `input`, such as the request body it was parsed from. Equal keys must
-    /// mean equal inputs; equal inputs may have different keys (a miss).
+    /// How often the memo was asked and how often it answered.
+    pub fn memo_stats(&self) -> MemoStats {
+        MemoStats {
+            enabled: self.memo.is_some(),
+            lookups: self.lookups.load(Ordering::Relaxed),
+            hits: self.hits.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Evaluates `data.a2a.decision` for `input` (or recalls the decision of
+    /// an input equal in every field the policy reads; see the module
+    /// documentation).
+    pub fn decide(&self, input: &serde_json::Value) -> Result<Arc<Decision>> {
+        match self.projection(input) {
+            Some((fields, obj)) => self.decide_projected(fields, obj),
+            None => self.recall(super::canonical_json(input).as_bytes(), || {
+                self.evaluate(input)
+            }),
+        }
+    }
+
+    /// [`Policy::decide`] with a memo key for when the policy reads the whole
+    /// input: bytes that determine `input`, such as the request body it was
+    /// parsed from. Equal keys must mean equal inputs; equal inputs may have
+    /// different keys (a miss). When the policy reads only some fields of an
+    /// object input, the key is made of those fields and `key` is not used.
     pub fn decide_keyed(&self, key: &[u8], input: &serde_json::Value) -> Result<Arc<Decision>> {
+        match self.projection(input) {
+            Some((fields, obj)) => self.decide_projected(fields, obj),
+            None => self.recall(key, || self.evaluate(input)),
+        }
+    }
+
+    /// The fields to restrict `input` to, when the policy reads only some of
+    /// an object's fields.
+    fn projection<'a>(
+        &'a self,
+        input: &'a serde_json::Value,
+    ) -> Option<(&'a [String], &'a serde_json::Map<String, serde_json::Value>)> {
+        Some((self.fields.as_deref()?, input.as_object()?))
+    }
+
+    fn decide_projected(
+        &self,
+        fields: &[String],
+        obj: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Arc<Decision>> {
+        let evaluate = || {
+            let projected: serde_json::Map<String, serde_json::Value> = fields
+                .iter()
+                .filter_map(|f| Some((f.clone(), obj.get(f)?.clone())))
+                .collect();
+            self.evaluate_value(Value::from(serde_json::Value::Object(projected)))
+        };
+        if self.memo.is_none() {
+            return evaluate().map(Arc::new);
+        }
+        self.recall(&projection_key(fields, obj), evaluate)
+    }
+
+    /// The memoised decision for `key`, else `evaluate`'s (remembered).
+    fn recall(
+        &self,
+        key: &[u8],
+        evaluate: impl FnOnce() -> Result<Decision>,
+    ) -> Result<Arc<Decision>> {
         let Some(memo) = &self.memo else {
-            return self.evaluate(input).map(Arc::new);
+            return evaluate().map(Arc::new);
         };
         if key.len() > MEMO_MAX_KEY {
-            return self.evaluate(input).map(Arc::new);
+            return evaluate().map(Arc::new);
         }
+        self.lookups.fetch_add(1, Ordering::Relaxed);
         if let Some(d) = memo.read().unwrap_or_else(|e| e.into_inner()).get(key) {
+            self.hits.fetch_add(1, Ordering::Relaxed);
             return Ok(d.clone());
         }
-        let decision = Arc::new(self.evaluate(input)?);
+        let decision = Arc::new(evaluate()?);
         let mut map = memo.write().unwrap_or_else(|e| e.into_inner());
         if map.len() >= MEMO_MAX_ENTRIES {
             map.clear();
@@ -198,9 +293,14 @@ impl Policy {
         Ok(decision)
     }
 
+    /// Evaluates the policy for the whole of `input`, without the memo.
     fn evaluate(&self, input: &serde_json::Value) -> Result<Decision> {
+        self.evaluate_value(Value::from(input.clone()))
+    }
+
+    fn evaluate_value(&self, input: Value) -> Result<Decision> {
         let value = self.with_engine(|engine| {
-            engine.set_input(Value::from(input.clone()));
+            engine.set_input(input);
             engine.eval_rule(DECISION_RULE.to_string())
         })?;
         decision_from(&value)
@@ -252,6 +352,25 @@ impl Policy {
     }
 }
 
+/// The memo key of an object input for a policy that reads only `fields`:
+/// per field (in sorted order), 1 and its value's canonical JSON, or 2 when the
+/// field is missing, each ended by a 0 byte (compact JSON holds no raw control
+/// bytes, so the key is unambiguous).
+fn projection_key(fields: &[String], obj: &serde_json::Map<String, serde_json::Value>) -> Vec<u8> {
+    let mut key = Vec::with_capacity(16 * fields.len());
+    for f in fields {
+        match obj.get(f) {
+            Some(v) => {
+                key.push(1);
+                super::write_canonical(v, &mut key);
+            }
+            None => key.push(2),
+        }
+        key.push(0);
+    }
+    key
+}
+
 fn decision_from(value: &Value) -> Result<Decision> {
     if *value == Value::Undefined {
         bail!("`{DECISION_RULE}` is undefined for this input");
@@ -275,6 +394,9 @@ fn value_text(v: &Value) -> String {
         other => other.to_string(),
     }
 }
+
+#[cfg(test)]
+mod memo_tests;
 
 #[cfg(test)]
 mod tests {
@@ -309,21 +431,6 @@ mod tests {
                 "pqid pq.adHoc is not on the persisted-query allowlist (persisted_only)",
                 "residency EU is not allowed for tenant TENANT_001",
             ]
-        );
-    }
-
-    #[test]
-    fn only_deterministic_policies_are_memoised() {
-        assert!(Policy::load(&PolicySource::Default).unwrap().memoised());
-        let sampled = "package a2a\n\ndecision := {\"allow\": rand.intn(\"canary\", 10) == 0, \"reasons\": []}\n";
-        let p = Policy::from_text("sampled.rego", sampled).unwrap();
-        assert!(!p.memoised());
-        let allows: usize = (0..200)
-            .filter(|_| p.decide(&seed_input()).unwrap().allow)
-            .count();
-        assert!(
-            allows > 0 && allows < 200,
-            "rand.intn is evaluated per request: {allows}"
         );
     }
 

@@ -36,11 +36,10 @@
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -56,7 +55,10 @@ use tokio::sync::watch;
 
 use super::faults::{Faults, Injected, Injector};
 use super::metrics::{self, Decision, Metrics};
-use super::policy::{Policy, PolicySource};
+use super::policy::{self as rego, Policy, PolicySource};
+
+mod log;
+use log::DecisionLog;
 
 /// The default request body limit: 1 MiB.
 pub const DEFAULT_MAX_BODY: usize = 1 << 20;
@@ -390,7 +392,7 @@ async fn handle(state: &State, req: Request<Incoming>) -> Reply {
         }
         json_reply(
             StatusCode::OK,
-            &json!({"ok": true, "policy": state.policy.name()}),
+            &json!({"ok": true, "policy": state.policy.name(), "memo": state.policy.memo_stats()}),
         )
     } else {
         error_reply(
@@ -474,12 +476,7 @@ fn perform(state: &State, body: &[u8]) -> Reply {
             return error_reply(StatusCode::INTERNAL_SERVER_ERROR, &msg);
         }
     };
-    state.log_line(
-        &id,
-        "/a2a/perform",
-        &input,
-        json!({"allow": decision.allow, "reasons": decision.reasons}),
-    );
+    state.log_decision(&id, "/a2a/perform", &input, &decision);
     // The answer is written directly rather than built as a `Value`: this is
     // the hot path. `result` is `{"echoTask": task, "policy": decision}`; its
     // canonical form puts the task in canonical form and the decision's JSON,
@@ -612,9 +609,43 @@ impl State {
         if let Value::Object(outcome) = outcome {
             line.extend(outcome);
         }
-        let mut text = serde_json::to_string(&line).expect("a JSON value serialises");
-        text.push('\n');
-        log.send(text);
+        let mut text = serde_json::to_vec(&line).expect("a JSON value serialises");
+        text.push(b'\n');
+        log.send(&text);
+    }
+
+    /// [`State::log_line`] for a decision of the policy, written directly
+    /// (the same bytes as `log_line` with `{"allow", "reasons"}`): this is
+    /// the hot path.
+    fn log_decision(&self, id: &str, path: &str, input: &Value, decision: &rego::Decision) {
+        let Some(log) = &self.log else { return };
+        let mut line = Vec::with_capacity(320);
+        line.extend_from_slice(b"{\"id\":");
+        serde_json::to_writer(&mut line, id).expect("a string serialises");
+        line.extend_from_slice(b",\"time\":\"");
+        line.extend_from_slice(now_rfc3339_millis().as_bytes());
+        line.extend_from_slice(b"\",\"path\":");
+        serde_json::to_writer(&mut line, path).expect("a string serialises");
+        line.extend_from_slice(b",\"input\":{");
+        let mut first = true;
+        for k in REQUIRED_STRINGS {
+            if let Some(v) = input.get(k) {
+                if !first {
+                    line.push(b',');
+                }
+                first = false;
+                line.push(b'"');
+                line.extend_from_slice(k.as_bytes());
+                line.extend_from_slice(b"\":");
+                serde_json::to_writer(&mut line, v).expect("a JSON value serialises");
+            }
+        }
+        // The decision's JSON is `{"allow":..,"reasons":[..]}`: its members
+        // end the line's object.
+        line.extend_from_slice(b"},");
+        line.extend_from_slice(&decision.json().as_bytes()[1..]);
+        line.push(b'\n');
+        log.send(&line);
     }
 }
 
@@ -625,54 +656,6 @@ fn now_rfc3339_millis() -> String {
     let secs = crate::util::rfc3339(now.as_secs());
     // `...Z` → `....mmmZ`
     format!("{}.{:03}Z", &secs[..secs.len() - 1], now.subsec_millis())
-}
-
-/// The decision log: lines go over a channel to one writer thread.
-struct DecisionLog {
-    tx: mpsc::Sender<String>,
-}
-
-impl DecisionLog {
-    fn open(path: &std::path::Path) -> Result<(DecisionLog, std::thread::JoinHandle<Result<()>>)> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("cannot create directory {}", dir.display()))?;
-        }
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .with_context(|| format!("cannot open decision log {}", path.display()))?;
-        let (tx, rx) = mpsc::channel::<String>();
-        let shown = path.display().to_string();
-        let writer = std::thread::Builder::new()
-            .name("a2a-decision-log".to_string())
-            .spawn(move || -> Result<()> {
-                let mut out = std::io::BufWriter::with_capacity(64 * 1024, file);
-                let write = |out: &mut std::io::BufWriter<std::fs::File>, line: String| {
-                    out.write_all(line.as_bytes())
-                        .with_context(|| format!("cannot write decision log {shown}"))
-                };
-                while let Ok(line) = rx.recv() {
-                    write(&mut out, line)?;
-                    while let Ok(line) = rx.try_recv() {
-                        write(&mut out, line)?;
-                    }
-                    out.flush()
-                        .with_context(|| format!("cannot write decision log {shown}"))?;
-                }
-                out.flush()
-                    .with_context(|| format!("cannot write decision log {shown}"))?;
-                Ok(())
-            })
-            .context("cannot start the decision log writer")?;
-        Ok((DecisionLog { tx }, writer))
-    }
-
-    fn send(&self, line: String) {
-        // The writer only stops on a write error, which shutdown reports.
-        let _ = self.tx.send(line);
-    }
 }
 
 fn clip(s: &str) -> String {
