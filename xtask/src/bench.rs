@@ -23,24 +23,28 @@
 //! from `wait4` on their pid; every other command goes through `cmd!`.
 
 use std::fmt::Write as _;
-use std::io::{BufRead, Write as _};
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use xshell::{cmd, Shell};
 
 use crate::flags::{BenchArgs, BenchSet};
 
+mod gateway;
+mod summary;
 pub mod traffic;
+
 use crate::util::{self, exit};
+pub use summary::{Row, Summary};
 
 /// The seed kit's pack times from the issue's table (2-core EPYC, warm cache,
 /// median of 3), for sets a, b and c.
 const SEED_PACK_S: [(&str, f64); 3] = [("a", 0.54), ("b", 1.02), ("c", 4.66)];
-/// The seed gateway's throughput at 16 connections, from the issue.
-const SEED_GATEWAY_RPS: f64 = 3100.0;
+/// The seed kit's verify time on set c (issue 15's table).
+const SEED_VERIFY_C_S: f64 = 4.85;
 /// The signing key the benchmark packs with.
 const BENCH_KEY: &str = "bench-key";
 
@@ -128,24 +132,35 @@ pub fn run(root: &Path, args: &BenchArgs) -> Result<u8> {
     };
 
     let mut code = exit::OK;
+    let mut summary = Summary::default();
+    if !args.no_gateway {
+        let xtask = bins.as_ref().expect("built").join(exe("xtask"));
+        gateway::bench(&sh, &xtask, tmp.path(), args, &mut summary)?;
+    }
     if !args.no_evidence && !sets.is_empty() {
         let mc = bins.as_ref().expect("built").join(exe("mc"));
-        if !bench_evidence(&sh, &mc, tmp.path(), &sets, args)? {
+        if !bench_evidence(&sh, &mc, tmp.path(), &sets, args, &mut summary)? {
             code = exit::ERROR;
         }
     }
-    if !args.no_gateway {
-        let xtask = bins.as_ref().expect("built").join(exe("xtask"));
-        bench_gateway(&sh, &xtask, tmp.path(), args)?;
-    }
     if !args.no_golive {
-        bench_golive(&sh, root, tmp.path(), args.runs)?;
+        bench_golive(&sh, root, tmp.path(), args.runs, &mut summary)?;
     }
     if args.cold_build {
-        bench_cold_build(&sh)?;
+        bench_cold_build(&sh, root, &mut summary)?;
     }
     println!();
     println!("- load average at end: {}", load_average());
+    println!();
+    println!("## Summary: every figure beside its reference");
+    println!();
+    print!("{}", summary.to_markdown());
+    println!();
+    println!(
+        "load: the 1-minute load average when the figure was taken (the machine has {} cores; \
+         above that, figures are lower bounds).",
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
     if code != exit::OK {
         // The one path to a non-zero exit: an error carrying its code.
         return Err(util::fail(
@@ -508,12 +523,77 @@ fn measure_hasher(
     Ok(median(&walls))
 }
 
+/// The summary's rows for one set: pack and verify against two openssl
+/// processes (the first round's 0.9x), and on set c verify against its own pack,
+/// the seed kit (8x) and 32 MiB of peak RSS.
+fn evidence_rows(
+    summary: &mut Summary,
+    set: &DataSet,
+    pack: &Measured,
+    verify: &Measured,
+    openssl: Option<f64>,
+    seed_verify: Option<(f64, &str)>,
+    args: &BenchArgs,
+) {
+    let what = format!(
+        "{} files x {}",
+        summary::thousands(set.files as f64),
+        if set.size >= 1 << 20 {
+            format!("{} MiB", set.size >> 20)
+        } else if set.size >= 1024 {
+            format!("{} KiB", set.size >> 10)
+        } else {
+            format!("{} B", set.size)
+        }
+    );
+    if let Some(o) = openssl {
+        for (op, m) in [("pack", pack), ("verify", verify)] {
+            summary.add(
+                format!("`mc evidence {op}`, set {}: {what}", set.name),
+                format!("{:.3} s, {:.2}x 2 x openssl", m.wall_s, o / m.wall_s),
+                format!("2 x openssl {o:.3} s; at least 0.9x"),
+                Some(m.ok && o / m.wall_s >= 0.9),
+            );
+        }
+    }
+    if set.name != "c" {
+        return;
+    }
+    let seed = seed_verify.or((args.scale_down == 1).then_some((SEED_VERIFY_C_S, "issue 15")));
+    let rss = verify.max_rss_mib;
+    summary.add(
+        format!("`mc evidence verify`, {what}"),
+        format!(
+            "{:.3} s, {}",
+            verify.wall_s,
+            rss.map_or("peak RSS n/a".to_string(), |r| format!(
+                "{r:.1} MiB peak RSS"
+            ))
+        ),
+        format!(
+            "its own pack {:.3} s; {}; RSS < 32 MiB",
+            pack.wall_s,
+            seed.map_or("seed n/a".to_string(), |(s, from)| format!(
+                "seed {s:.2} s ({from}): {:.1}x, at least 8x",
+                s / verify.wall_s
+            ))
+        ),
+        Some(
+            verify.ok
+                && verify.wall_s <= pack.wall_s
+                && !seed.is_some_and(|(s, _)| s / verify.wall_s < 8.0)
+                && rss.is_some_and(|r| r < 32.0),
+        ),
+    );
+}
+
 fn bench_evidence(
     sh: &Shell,
     mc: &Path,
     tmp: &Path,
     sets: &[DataSet],
     args: &BenchArgs,
+    summary: &mut Summary,
 ) -> Result<bool> {
     let have_sha256sum = on_path("sha256sum") && on_path("find") && on_path("xargs");
     let have_openssl = on_path("openssl") && on_path("find") && on_path("xargs");
@@ -630,6 +710,7 @@ fn bench_evidence(
                 )),
             );
         }
+        evidence_rows(summary, set, &pack, &verify, openssl, seed_kit[1], args);
         std::fs::remove_dir_all(&dir)
             .with_context(|| format!("cannot remove {}", dir.display()))?;
     }
@@ -657,201 +738,15 @@ fn bench_evidence(
 }
 
 // ---------------------------------------------------------------------------
-// Gateway
-
-/// What a load of the gateway measured.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LoadFigures {
-    pub requests: u64,
-    pub rps: f64,
-    pub p50_ms: f64,
-    pub p99_ms: f64,
-    pub errors: u64,
-}
-
-/// The wrk script: POST the seed's request and print one `SUMMARY` line.
-fn wrk_script() -> String {
-    let body = serde_json::to_string(&crate::a2a::seed_request()).expect("serialises");
-    format!(
-        r#"wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-wrk.body = '{body}'
-done = function(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format(
-    "SUMMARY requests=%d duration_s=%.3f rps=%.1f p50_ms=%.3f p99_ms=%.3f " ..
-    "err_connect=%d err_read=%d err_write=%d err_status=%d err_timeout=%d\n",
-    summary.requests, summary.duration / 1e6, summary.requests / (summary.duration / 1e6),
-    latency:percentile(50) / 1000, latency:percentile(99) / 1000,
-    e.connect, e.read, e.write, e.status, e.timeout))
-end
-"#
-    )
-}
-
-/// Parses the `SUMMARY key=value ...` line the wrk script prints.
-pub fn parse_wrk_summary(output: &str) -> Result<LoadFigures> {
-    let line = output
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("SUMMARY "))
-        .context("wrk printed no SUMMARY line")?;
-    let get = |key: &str| -> Result<f64> {
-        line.split_whitespace()
-            .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
-            .with_context(|| format!("wrk SUMMARY has no {key}"))?
-            .parse::<f64>()
-            .with_context(|| format!("wrk SUMMARY: {key} is not a number"))
-    };
-    let errors = [
-        "err_connect",
-        "err_read",
-        "err_write",
-        "err_status",
-        "err_timeout",
-    ]
-    .iter()
-    .map(|k| get(k))
-    .sum::<Result<f64>>()?;
-    Ok(LoadFigures {
-        requests: get("requests")? as u64,
-        rps: get("rps")?,
-        p50_ms: get("p50_ms")?,
-        p99_ms: get("p99_ms")?,
-        errors: errors as u64,
-    })
-}
-
-/// The gateway server under test, stopped (SIGTERM, then kill) on drop.
-struct Server {
-    child: std::process::Child,
-}
-
-impl Server {
-    fn stop(&mut self) {
-        #[cfg(unix)]
-        if let Ok(pid) = libc::pid_t::try_from(self.child.id()) {
-            // SAFETY: signalling our own child by its pid.
-            unsafe { libc::kill(pid, libc::SIGTERM) };
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = self.child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-fn bench_gateway(sh: &Shell, xtask: &Path, tmp: &Path, args: &BenchArgs) -> Result<()> {
-    // The same load with and without the gateway's Prometheus metrics (issue 11).
-    let (tool, figures) = measure_gateway(sh, xtask, tmp, args, &[])?;
-    let (_, bare) = measure_gateway(sh, xtask, tmp, args, &["--no-metrics"])?;
-    let secs = args.duration;
-    println!();
-    println!("## Gateway: POST /a2a/perform, release `xtask a2a serve` on loopback");
-    println!();
-    println!(
-        "| server | load | seconds | requests | req/s | p50 ms | p99 ms | errors | vs seed's 3,100 req/s |"
-    );
-    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|");
-    for (server, f) in [("with metrics", &figures), ("`--no-metrics`", &bare)] {
-        println!(
-            "| {server} | {tool} | {secs} | {} | {:.0} | {:.3} | {:.3} | {} | {:.1}x |",
-            f.requests,
-            f.rps,
-            f.p50_ms,
-            f.p99_ms,
-            f.errors,
-            f.rps / SEED_GATEWAY_RPS
-        );
-    }
-    println!();
-    println!(
-        "Metrics cost {:.1} % of the throughput (issue 11: at most 10 %; one run each, so noise counts).",
-        (1.0 - figures.rps / bare.rps.max(f64::MIN_POSITIVE)) * 100.0
-    );
-    println!("The load generator runs on the same machine as the server and shares its cores.");
-    Ok(())
-}
-
-/// One load of a release gateway started with `extra` arguments.
-fn measure_gateway(
-    sh: &Shell,
-    xtask: &Path,
-    tmp: &Path,
-    args: &BenchArgs,
-    extra: &[&str],
-) -> Result<(&'static str, LoadFigures)> {
-    let mut child = Command::new(xtask)
-        .args(["a2a", "serve", "--addr", "127.0.0.1:0"])
-        .args(extra)
-        .current_dir(tmp)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("cannot start {}", xtask.display()))?;
-    let stderr = child.stderr.take().expect("piped");
-    let mut server = Server { child };
-    let mut lines = std::io::BufReader::new(stderr).lines();
-    let first = lines
-        .next()
-        .transpose()
-        .context("cannot read the gateway's output")?
-        .context("the gateway exited before listening")?;
-    let url = first
-        .split_whitespace()
-        .find(|w| w.starts_with("http://127.0.0.1:"))
-        .with_context(|| format!("the gateway did not say where it listens: {first:?}"))?
-        .to_string();
-    // Keep draining the server's stderr so it never blocks on a full pipe.
-    std::thread::spawn(move || lines.for_each(drop));
-    crate::a2a::probe(&url).with_context(|| format!("the gateway at {url} failed its probe"))?;
-
-    let secs = args.duration;
-    let (tool, figures) = if on_path("wrk") {
-        let lua = tmp.join("a2a_perform.lua");
-        std::fs::write(&lua, wrk_script()).context("cannot write the wrk script")?;
-        let target = format!("{url}/a2a/perform");
-        let dur = format!("{secs}s");
-        let out = cmd!(
-            sh,
-            "wrk -t2 -c16 -d{dur} --timeout 2s --latency -s {lua} {target}"
-        )
-        .quiet()
-        .read()
-        .context("wrk failed")?;
-        ("wrk -t2 -c16 --latency", parse_wrk_summary(&out)?)
-    } else {
-        let load = crate::a2a::load(&url, 2_000_000, 16, Duration::from_secs(secs))?;
-        (
-            "the kit's own load (16 connections; wrk is not installed)",
-            LoadFigures {
-                requests: load.requests,
-                rps: load.rps,
-                p50_ms: load.p50_ms,
-                p99_ms: load.p99_ms,
-                errors: load.errors,
-            },
-        )
-    };
-    server.stop();
-    Ok((tool, figures))
-}
-
-// ---------------------------------------------------------------------------
 // golive and builds
 
-fn bench_golive(sh: &Shell, root: &Path, tmp: &Path, runs: u32) -> Result<()> {
+fn bench_golive(
+    sh: &Shell,
+    root: &Path,
+    tmp: &Path,
+    runs: u32,
+    summary: &mut Summary,
+) -> Result<()> {
     let project = tmp.join("golive");
     std::fs::create_dir_all(project.join("xtask"))?;
     std::fs::create_dir_all(project.join("out"))?;
@@ -932,30 +827,82 @@ fn bench_golive(sh: &Shell, root: &Path, tmp: &Path, runs: u32) -> Result<()> {
         "| `cargo xtask golive`, the sum | {:.3} |",
         median(&walls) + median(&cargo)
     );
+    summary.add(
+        "`cargo xtask golive`, warm (no `--checks`)",
+        format!("{:.2} s", median(&walls) + median(&cargo)),
+        "well under a second",
+        Some(median(&walls) + median(&cargo) < 1.0),
+    );
     Ok(())
 }
 
-fn bench_cold_build(sh: &Shell) -> Result<()> {
-    let target = tempfile::Builder::new()
-        .prefix("mc-bench-target-")
+/// Cold builds as a fresh clone pays them: the committed tree (`git archive
+/// HEAD`) in a temp dir, each command with its own empty target dir, on this
+/// machine's cores. `cargo xtask golive` builds and runs; `cargo test
+/// --workspace` builds and runs every test.
+fn bench_cold_build(sh: &Shell, root: &Path, summary: &mut Summary) -> Result<()> {
+    let clone = tempfile::Builder::new()
+        .prefix("mc-bench-clone-")
         .tempdir()
-        .context("cannot create a temp target dir")?;
-    eprintln!(
-        "bench: cold build of the xtask into {}",
-        target.path().display()
-    );
-    let started = Instant::now();
-    cmd!(sh, "cargo build --quiet -p xtask")
-        .env("CARGO_TARGET_DIR", target.path())
+        .context("cannot create a temp dir for the clone")?;
+    let tar = clone.path().join("head.tar");
+    cmd!(sh, "git -C {root} archive --format=tar -o {tar} HEAD")
+        .quiet()
         .run()
-        .context("the cold build failed")?;
-    let secs = started.elapsed().as_secs_f64();
+        .context("cannot export HEAD with git archive (is this a git checkout?)")?;
+    let src = clone.path().join("src");
+    std::fs::create_dir_all(&src)?;
+    cmd!(sh, "tar -xf {tar} -C {src}")
+        .quiet()
+        .run()
+        .context("cannot unpack the clone")?;
+    let _cd = sh.push_dir(&src);
+    let steps: [(&str, &[&str], f64); 2] = [
+        (
+            "`cargo xtask golive` on a fresh clone (cold build, debug, and the run)",
+            &["xtask", "golive"],
+            60.0,
+        ),
+        (
+            "`cargo test --workspace` on a fresh clone",
+            &["test", "--workspace", "--quiet"],
+            120.0,
+        ),
+    ];
     println!();
-    println!("## Cold build");
+    println!("## Cold build (fresh clone of HEAD, empty target dir per command)");
     println!();
-    println!("| what | s |");
-    println!("|---|---:|");
-    println!("| `cargo build -p xtask` into an empty target dir (dev profile) | {secs:.1} |");
+    println!("| what | s | load at start | load at end |");
+    println!("|---|---:|---:|---:|");
+    for (what, cargo_args, target_s) in steps {
+        let target = tempfile::Builder::new()
+            .prefix("mc-bench-target-")
+            .tempdir()
+            .context("cannot create a temp target dir")?;
+        eprintln!("bench: {what} (target dir {})", target.path().display());
+        let load_before = load_average();
+        let started = Instant::now();
+        cmd!(sh, "cargo {cargo_args...}")
+            .env("CARGO_TARGET_DIR", target.path())
+            .env("MC_SIGNING_KEY", BENCH_KEY)
+            .env("MC_SEED", "7")
+            .env_remove("CI")
+            .quiet()
+            .ignore_stdout()
+            .run()
+            .with_context(|| format!("{what} failed"))?;
+        let secs = started.elapsed().as_secs_f64();
+        println!(
+            "| {what} | {secs:.1} | {load_before} | {} |",
+            load_average()
+        );
+        summary.add(
+            what,
+            format!("{secs:.0} s"),
+            format!("{target_s:.0} s or less"),
+            Some(secs <= target_s),
+        );
+    }
     Ok(())
 }
 
@@ -969,27 +916,6 @@ mod tests {
         assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
         assert_eq!(median(&[5.0]), 5.0);
         assert!(median(&[]).is_nan());
-    }
-
-    #[test]
-    fn wrk_summary_is_parsed_and_errors_summed() {
-        let out =
-            "Running 10s test @ http://127.0.0.1:1/a2a/perform\n  2 threads and 16 connections\n\
-                   SUMMARY requests=412345 duration_s=10.002 rps=41226.3 p50_ms=0.301 p99_ms=1.250 \
-                   err_connect=0 err_read=1 err_write=0 err_status=2 err_timeout=0\n";
-        let f = parse_wrk_summary(out).unwrap();
-        assert_eq!(
-            f,
-            LoadFigures {
-                requests: 412_345,
-                rps: 41_226.3,
-                p50_ms: 0.301,
-                p99_ms: 1.25,
-                errors: 3,
-            }
-        );
-        assert!(parse_wrk_summary("no summary").is_err());
-        assert!(parse_wrk_summary("SUMMARY requests=x").is_err());
     }
 
     #[test]

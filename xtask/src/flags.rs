@@ -419,10 +419,18 @@ pub struct BenchArgs {
     /// Skip the timing of `golive`.
     #[arg(long)]
     pub no_golive: bool,
-    /// Also time a cold build of the xtask (`cargo build -p xtask` into a
-    /// fresh target directory; minutes).
+    /// Also time cold builds of a fresh clone of HEAD: `cargo xtask golive`
+    /// and `cargo test --workspace`, each into an empty target directory
+    /// (several minutes).
     #[arg(long)]
     pub cold_build: bool,
+    /// Distinct requests in the gateway's request stream (at least 1,000).
+    #[arg(long, value_name = "N", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1_000..=100_000))]
+    pub distinct: u64,
+    /// The seed of the gateway's request stream.
+    #[arg(long, value_name = "N", default_value_t = 15)]
+    pub traffic_seed: u64,
 }
 
 /// A data set of `bench --sets`.
