@@ -23,7 +23,9 @@ fn adopting_workspace(root: &Path, dev_deps: &str) {
     let write = |rel: &str, text: &str| write(root, rel, text);
     write(
         "Cargo.toml",
-        "[workspace]\nmembers = [\"xtask\"]\nresolver = \"2\"\n",
+        // As the README recommends: dependencies without debug info.
+        "[workspace]\nmembers = [\"xtask\"]\nresolver = \"2\"\n\n\
+         [profile.dev.package.\"*\"]\ndebug = false\n",
     );
     write(
         ".cargo/config.toml",

@@ -17,7 +17,10 @@
 //! A builtin is named by a dotted reference whose first name is its namespace
 //! (`rand.intn`, `time.now_ns`). Every root name in [`NONDETERMINISTIC_ROOTS`]
 //! marks the policy nondeterministic, whatever follows it, so a new builtin in
-//! one of those namespaces is covered before this list knows it.
+//! one of those namespaces is covered before this list knows it. A template
+//! string (`$"...{input.x}..."`, which newer Rego has and this regorus does
+//! not) holds code inside quotes: a policy with one is taken to read all of
+//! the input and is not memoised.
 
 use std::collections::BTreeSet;
 
@@ -46,6 +49,13 @@ pub fn scan(rego: &str) -> Reads {
     while i < b.len() {
         match b[i] {
             b'#' => i = skip_until(b, i + 1, b'\n'),
+            // A template string (`$"..{expr}.."`, newer Rego) holds code the
+            // scan does not read: then nothing is known.
+            b'$' if matches!(b.get(i + 1), Some(b'"' | b'`')) => {
+                fields = None;
+                nondeterministic.insert("$\"...\" (template string)".to_string());
+                i += 1;
+            }
             b'`' => i = skip_until(b, i + 1, b'`') + 1,
             b'"' => i = skip_string(b, i + 1),
             c if is_ident_start(c) => {
@@ -186,6 +196,13 @@ mod tests {
         let rego = "# reads input wholesale? no\nx := \"input\"\ny := `input`\nz := data.input\nw := input.a # input\n";
         assert_eq!(fields(rego).unwrap(), ["a"]);
         assert!(scan(rego).nondeterministic.is_empty());
+    }
+
+    #[test]
+    fn a_template_string_means_nothing_is_known() {
+        let reads = scan("x := $\"{input.a} {rand.intn(\"k\", 2)}\"\ny := input.b\n");
+        assert_eq!(reads.fields, None);
+        assert!(!reads.nondeterministic.is_empty());
     }
 
     #[test]
