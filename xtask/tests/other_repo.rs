@@ -75,11 +75,22 @@ fn cargo(root: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     cmd.output().unwrap()
 }
 
+/// One adopting workspace for both checks, run one after the other: two
+/// workspaces sharing the target directory would each build a binary called
+/// `xtask` with its own root compiled in, and a test could run the other's.
 #[test]
-fn another_workspace_runs_golive_through_its_own_xtask() {
+fn an_adopting_workspace_runs_golive_and_reviews_its_gate_reports() {
     let ws = tempfile::tempdir().unwrap();
     let root = ws.path();
-    adopting_workspace(root, "");
+    adopting_workspace(
+        root,
+        r#"insta = { version = "1.49.0", features = ["yaml"] }"#,
+    );
+    runs_golive_through_its_own_xtask(root);
+    snapshot_test_fails_on_a_changed_objective_and_shows_the_change(root);
+}
+
+fn runs_golive_through_its_own_xtask(root: &Path) {
     let o = cargo(root, &["xtask", "golive", "--seed", "1"], &[]);
     let (out, err) = (common::stdout(&o), common::stderr(&o));
     assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
@@ -107,14 +118,7 @@ fn gate_reports() {
 }
 "#;
 
-#[test]
-fn an_adopters_snapshot_test_fails_on_a_changed_objective_and_shows_the_change() {
-    let ws = tempfile::tempdir().unwrap();
-    let root = ws.path();
-    adopting_workspace(
-        root,
-        r#"insta = { version = "1.49.0", features = ["yaml"] }"#,
-    );
+fn snapshot_test_fails_on_a_changed_objective_and_shows_the_change(root: &Path) {
     write(root, "xtask/tests/gates.rs", SNAPSHOT_TEST);
     write(
         root,
