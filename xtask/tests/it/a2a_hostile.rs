@@ -3,7 +3,7 @@
 //! a multi-thread load after which the decision log is whole. Every server is
 //! in-process on `127.0.0.1:0`; every load is bounded in count and in time.
 
-mod a2a_http;
+use crate::a2a_http;
 
 use std::io::Write;
 use std::net::TcpStream;

@@ -1,7 +1,7 @@
 //! `cargo xtask evidence pack|verify` end to end: the real binary in a
 //! temporary project, with a fixed key and SOURCE_DATE_EPOCH.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -2,7 +2,7 @@
 //! the development key is refused under `--strict`, and a key can come from a
 //! file (`MC_SIGNING_KEY_FILE`), but not from a file and the variable at once.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Command, Output};

@@ -3,7 +3,7 @@
 //! verify --key`, and `golive` with an Ed25519 key. The envelope's exact
 //! bytes are snapshotted with the fixed test key and epoch.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Command, Output};

@@ -3,7 +3,7 @@
 //! nothing, never a partial one.
 #![cfg(unix)]
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::{Duration, Instant};

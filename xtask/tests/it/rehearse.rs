@@ -1,7 +1,7 @@
 //! The adopters' snapshot API: `xtask::rehearse` gives the same reports on
 //! every run and machine, so a snapshot of them changes only when the gates do.
 
-mod common;
+use crate::common;
 
 use xtask::rehearse::{self, Options, StageResult};
 

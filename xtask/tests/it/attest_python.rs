@@ -8,7 +8,7 @@
 //! `$MC_TEST_PYTHON`. Without it, or without securesystemslib in it, the
 //! tests say they are skipped, except under `CI=true`, where they fail.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -10,12 +10,12 @@
 //! the generator makes; after changing the generator, rewrite them with
 //!
 //! ```text
-//! MC_BLESS_CORPUS=1 cargo test -p xtask --test bad_envelopes
+//! MC_BLESS_CORPUS=1 cargo test -p xtask --test it bad_envelopes::
 //! ```
 //!
 //! and review the diff like code.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -518,7 +518,7 @@ fn corpus_files_are_generated() {
     on_disk.sort();
     let mut names: Vec<String> = cases.iter().map(|(n, ..)| n.to_string()).collect();
     names.sort();
-    let fix = "run `MC_BLESS_CORPUS=1 cargo test -p xtask --test bad_envelopes` and commit";
+    let fix = "run `MC_BLESS_CORPUS=1 cargo test -p xtask --test it bad_envelopes::` and commit";
     assert_eq!(
         on_disk, names,
         "the corpus files differ from the generator; {fix}"

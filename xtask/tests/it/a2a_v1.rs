@@ -4,8 +4,8 @@
 //! (`a2a-sdk` 1.x) driving the gateway. Every gateway is in-process on
 //! `127.0.0.1:0`.
 
-mod a2a_http;
-mod common;
+use crate::a2a_http;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

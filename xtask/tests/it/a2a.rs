@@ -2,8 +2,8 @@
 //! own in-process gateway on `127.0.0.1:0`, and every load is bounded in count
 //! and in time.
 
-mod a2a_http;
-mod common;
+use crate::a2a_http;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::TcpListener;

@@ -4,7 +4,7 @@
 //! the memo's lookups and hits. Each test starts its own in-process gateway on
 //! `127.0.0.1:0`.
 
-mod a2a_http;
+use crate::a2a_http;
 
 use a2a_http::{post, send_raw, Outcome, RawResponse};
 use serde_json::{json, Value};

@@ -1,7 +1,7 @@
 //! Regression tests for bugs found in `evidence` by the hardening work, each
 //! named after what it fixes.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -5,9 +5,9 @@
 //! passes on a healthy gateway and fails its first stage on what Prometheus
 //! measured when latency or errors are injected.
 
-mod a2a_http;
-mod common;
-mod prom_server;
+use crate::a2a_http;
+use crate::common;
+use crate::prom_server;
 
 use std::net::TcpListener;
 use std::path::Path;

@@ -3,8 +3,8 @@
 //! bounded under a flood of unknown paths, and injected latency and 503s are
 //! real. Every test starts its own gateway on `127.0.0.1:0`.
 
-mod a2a_http;
-mod common;
+use crate::a2a_http;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

@@ -2,7 +2,7 @@
 //! while it is hashed, a vanished `out/`, a full disk. Each is one clear line
 //! naming the file, and what was written before stays intact.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Command, Output};

@@ -4,7 +4,7 @@
 //! with cargo, so they are the slowest tests (their target directory is kept
 //! under cargo's test tmpdir, so only the first run is cold).
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Command, Output};

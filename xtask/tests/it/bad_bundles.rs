@@ -8,13 +8,13 @@
 //! the generator makes; after changing the generator, rewrite them with
 //!
 //! ```text
-//! MC_BLESS_CORPUS=1 cargo test -p xtask --test bad_bundles
+//! MC_BLESS_CORPUS=1 cargo test -p xtask --test it bad_bundles::
 //! ```
 //!
 //! and review the diff like code. Cases that need the file system (symbolic
 //! links, FIFOs, odd file names on disk) are built at run time instead.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -674,7 +674,7 @@ fn corpus_files_are_generated() {
     on_disk.sort();
     let mut names: Vec<String> = cases.iter().map(|(n, ..)| n.to_string()).collect();
     names.sort();
-    let fix = "run `MC_BLESS_CORPUS=1 cargo test -p xtask --test bad_bundles` and commit";
+    let fix = "run `MC_BLESS_CORPUS=1 cargo test -p xtask --test it bad_bundles::` and commit";
     assert_eq!(
         on_disk, names,
         "the corpus files differ from the generator; {fix}"

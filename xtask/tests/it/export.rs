@@ -3,8 +3,8 @@
 //! with (a round trip through Argo's conditions and Flagger's ranges), and the
 //! command's errors are one line with a documented exit code and write nothing.
 
-mod common;
-mod export_schema;
+use crate::common;
+use crate::export_schema;
 
 use std::collections::BTreeMap;
 use std::path::Path;

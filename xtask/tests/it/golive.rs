@@ -1,6 +1,6 @@
 //! `cargo xtask golive` end to end: the real binary on a temporary project.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;

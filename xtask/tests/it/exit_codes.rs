@@ -2,7 +2,7 @@
 //! failure of every command ends with its code and one line on stderr saying
 //! why, and a closed stdout ends a command quietly.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;

@@ -2,7 +2,7 @@
 //! Reports and snapshots are deterministic (fixed seed, `SOURCE_DATE_EPOCH`),
 //! so their insta snapshots need no redaction.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Output;
