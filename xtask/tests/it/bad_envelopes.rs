@@ -501,32 +501,8 @@ fn corpus_files_are_generated() {
     let dir = corpus_dir();
     let cases = corpus();
     assert!(cases.len() >= 40, "the corpus keeps at least 40 envelopes");
-    if std::env::var_os("MC_BLESS_CORPUS").is_some() {
-        if dir.exists() {
-            std::fs::remove_dir_all(&dir).unwrap();
-        }
-        std::fs::create_dir_all(&dir).unwrap();
-        for (name, bytes, _) in &cases {
-            std::fs::write(dir.join(name), bytes).unwrap();
-        }
-        return;
-    }
-    let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    on_disk.sort();
-    let mut names: Vec<String> = cases.iter().map(|(n, ..)| n.to_string()).collect();
-    names.sort();
-    let fix = "run `MC_BLESS_CORPUS=1 cargo test -p xtask --test it bad_envelopes::` and commit";
-    assert_eq!(
-        on_disk, names,
-        "the corpus files differ from the generator; {fix}"
-    );
-    for (name, bytes, _) in &cases {
-        let disk = std::fs::read(dir.join(name)).unwrap();
-        assert!(disk == *bytes, "{name} differs from the generator; {fix}");
-    }
+    let files: Vec<(&str, &[u8])> = cases.iter().map(|(n, b, _)| (*n, b.as_slice())).collect();
+    common::bless_or_check_corpus(&dir, &files, "bad_envelopes");
 }
 
 /// Runs `verify --key` on `file` (relative to `root`) and checks that it is

@@ -232,3 +232,37 @@ pub fn ed25519_key(root: &Path, name: &str) -> PathBuf {
     }
     private
 }
+
+/// A generated corpus of bad inputs (`xtask/tests/data/<name>/`): with
+/// `MC_BLESS_CORPUS` set, writes `files` there; otherwise checks that the
+/// files on disk are exactly `files`, and nothing else. `module` is the test
+/// module that generates it, named in the fix.
+pub fn bless_or_check_corpus(dir: &Path, files: &[(&str, &[u8])], module: &str) {
+    if std::env::var_os("MC_BLESS_CORPUS").is_some() {
+        if dir.exists() {
+            std::fs::remove_dir_all(dir).unwrap();
+        }
+        std::fs::create_dir_all(dir).unwrap();
+        for (name, bytes) in files {
+            std::fs::write(dir.join(name), bytes).unwrap();
+        }
+        return;
+    }
+    let mut on_disk: Vec<String> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    on_disk.sort();
+    let mut names: Vec<String> = files.iter().map(|(n, _)| n.to_string()).collect();
+    names.sort();
+    let fix =
+        format!("run `MC_BLESS_CORPUS=1 cargo test -p xtask --test it {module}::` and commit");
+    assert_eq!(
+        on_disk, names,
+        "the corpus files differ from the generator; {fix}"
+    );
+    for (name, bytes) in files {
+        let disk = std::fs::read(dir.join(name)).unwrap();
+        assert!(disk == *bytes, "{name} differs from the generator; {fix}");
+    }
+}
