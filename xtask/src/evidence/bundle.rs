@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
@@ -129,11 +129,46 @@ pub fn read_limited_bundle(root: &Path, file: &Path) -> Result<Vec<u8>> {
         .map_err(|e| util::fail(exit::NOT_VERIFIED, e))
 }
 
+/// Parses the bundle at `root/file` as it is read, through a 256 KiB buffer,
+/// so its text is never held whole (on 100,000 files it is 16 MB, and it made
+/// the peak of `verify`'s memory). Only a regular file of at most
+/// [`MAX_BUNDLE`] that is a valid bundle gives one; anything else (an
+/// envelope, a malformed bundle, a device) gives `None`, and the caller reads
+/// it whole as before, which tells which it is and why.
+pub fn read_streamed_bundle(root: &Path, file: &Path) -> Option<Bundle> {
+    let path = root.join(file);
+    let meta = std::fs::metadata(&path).ok()?;
+    if !meta.is_file() || meta.len() > MAX_BUNDLE {
+        return None;
+    }
+    let f = std::fs::File::open(&path).ok()?;
+    if !f.metadata().ok()?.is_file() {
+        return None;
+    }
+    let reader = std::io::BufReader::with_capacity(256 * 1024, f.take(MAX_BUNDLE));
+    let mut de = serde_json::Deserializer::from_reader(reader);
+    let bundle: Bundle = object(&mut de).ok()?;
+    de.end().ok()?;
+    validate(bundle).ok()
+}
+
 /// Parses and validates a bundle's bytes.
 pub fn parse_bundle(bytes: &[u8]) -> Result<Bundle> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let bundle: Bundle = object(&mut de)?;
     de.end()?;
+    validate(bundle)
+}
+
+/// Whether `artifacts` are listed in ascending path order (those of a bundle
+/// this kit packed are).
+pub fn is_sorted(artifacts: &[Artifact]) -> bool {
+    artifacts.windows(2).all(|w| w[0].path <= w[1].path)
+}
+
+/// What the types cannot say: a known algo, hex digests and signature, `dir`
+/// and sizes in this kit's bundles, no path listed twice.
+fn validate(bundle: Bundle) -> Result<Bundle> {
     let m = &bundle.manifest;
     if m.signing.algo != ALGO_HMAC && m.signing.algo != ALGO_SEED {
         bail!(
@@ -147,8 +182,21 @@ pub fn parse_bundle(bytes: &[u8]) -> Result<Bundle> {
     if m.signing.algo == ALGO_HMAC && m.dir.is_none() {
         bail!("manifest has no `dir`");
     }
-    let mut seen = BTreeSet::new();
-    for a in &m.artifacts {
+    // The first artifact whose path came before it. A bundle this kit packed
+    // lists its paths in ascending order, so a duplicate is next to its twin
+    // and no set is needed.
+    let twice = if is_sorted(&m.artifacts) {
+        m.artifacts
+            .windows(2)
+            .position(|w| w[0].path == w[1].path)
+            .map(|i| i + 1)
+    } else {
+        let mut seen = BTreeSet::new();
+        m.artifacts
+            .iter()
+            .position(|a| !seen.insert(a.path.as_str()))
+    };
+    for (i, a) in m.artifacts.iter().enumerate() {
         if !util::is_hex(&a.sha256, 64) {
             bail!(
                 "artifact {:?}: sha256 is not 64 lowercase hex digits",
@@ -158,7 +206,7 @@ pub fn parse_bundle(bytes: &[u8]) -> Result<Bundle> {
         if m.signing.algo == ALGO_HMAC && a.size.is_none() {
             bail!("artifact {:?}: missing `size`", a.path);
         }
-        if !seen.insert(a.path.as_str()) {
+        if twice == Some(i) {
             bail!("artifact {:?} is listed twice", a.path);
         }
     }
@@ -199,10 +247,14 @@ fn artifact_objects<'de, D: serde::Deserializer<'de>>(
             object(d).map(One)
         }
     }
-    Ok(Vec::<One>::deserialize(d)?
+    let mut artifacts: Vec<Artifact> = Vec::<One>::deserialize(d)?
         .into_iter()
         .map(|o| o.0)
-        .collect())
+        .collect();
+    // The list grew by doubling: give back the unused part (up to half of
+    // it) before the files are walked.
+    artifacts.shrink_to_fit();
+    Ok(artifacts)
 }
 
 /// What a part of a bundle is called in errors.
@@ -264,5 +316,51 @@ mod tests {
             String::from_utf8(m.canonical()).unwrap(),
             String::from_utf8(want).unwrap()
         );
+    }
+
+    fn bundle_text(paths: &[&str]) -> String {
+        let artifacts: Vec<String> = paths
+            .iter()
+            .map(|p| {
+                format!(
+                    "{{\"path\":\"{p}\",\"sha256\":\"{}\",\"size\":1}}",
+                    "a".repeat(64)
+                )
+            })
+            .collect();
+        format!(
+            "{{\"manifest\":{{\"artifacts\":[{}],\"dir\":\"out\",\"signing\":{{\"algo\":\"hmac-sha256\",\"keyRef\":\"k\"}},\"ts\":1,\"version\":\"v\"}},\"signature\":\"{}\"}}",
+            artifacts.join(","),
+            "b".repeat(64)
+        )
+    }
+
+    #[test]
+    fn a_path_listed_twice_is_refused_in_any_order() {
+        for paths in [
+            &["out/a", "out/b", "out/b"][..],
+            &["out/b", "out/a", "out/b"][..],
+        ] {
+            let err = parse_bundle(bundle_text(paths).as_bytes()).unwrap_err();
+            assert_eq!(err.to_string(), "artifact \"out/b\" is listed twice");
+        }
+        assert!(parse_bundle(bundle_text(&["out/b", "out/a"]).as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn a_bundle_file_is_parsed_as_it_is_read_and_anything_else_is_left_to_the_caller() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = bundle_text(&["out/a", "out/c", "out/b"]);
+        std::fs::write(dir.path().join("b.json"), &text).unwrap();
+        let read = read_streamed_bundle(dir.path(), Path::new("b.json")).unwrap();
+        assert_eq!(read, parse_bundle(text.as_bytes()).unwrap());
+        assert!(!is_sorted(&read.manifest.artifacts));
+        std::fs::write(dir.path().join("t.json"), &text[..text.len() - 9]).unwrap();
+        assert!(read_streamed_bundle(dir.path(), Path::new("t.json")).is_none());
+        let dup = bundle_text(&["out/a", "out/a"]);
+        std::fs::write(dir.path().join("d.json"), dup).unwrap();
+        assert!(read_streamed_bundle(dir.path(), Path::new("d.json")).is_none());
+        assert!(read_streamed_bundle(dir.path(), Path::new("none.json")).is_none());
+        assert!(read_streamed_bundle(dir.path(), Path::new(".")).is_none());
     }
 }

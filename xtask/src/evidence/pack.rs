@@ -62,7 +62,7 @@ pub fn collect(root: &Path, dir: &Path, out: &Path) -> Result<(String, Vec<Artif
     let dir_rel = relative_dir(dir)?;
     let skip = OwnBundle::new(root, out);
     check_real_dir(root, &dir_rel)?;
-    let found = walk(root, &dir_rel, &skip, &|_| true)?;
+    let found = walk(root, &dir_rel, &skip, &|_| true, 0)?;
     let mut artifacts = Vec::with_capacity(found.len());
     for (path, hashed) in found {
         if let Err(reason) = check_rel_path(&path) {

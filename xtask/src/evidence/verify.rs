@@ -9,7 +9,8 @@ use hmac::Mac;
 use serde::Serialize;
 
 use super::bundle::{
-    canonical_mac, parse_bundle, read_limited_bundle, Artifact, Bundle, ALGO_SEED,
+    canonical_mac, is_sorted, parse_bundle, read_limited_bundle, read_streamed_bundle, Artifact,
+    Bundle, ALGO_SEED,
 };
 use super::hash::hash_all;
 use super::paths::{check_no_escape, check_real_dir, check_rel_path, OwnBundle};
@@ -54,7 +55,18 @@ pub fn verify(
 ) -> Verdict {
     let m = &bundle.manifest;
     let weak = m.signing.algo == ALGO_SEED;
-    let signature_ok = signature_ok(bundle, key);
+    // The signature is checked on a thread of its own while the files are
+    // listed and hashed: serialising a large manifest for the HMAC is one
+    // core's work for a while, and the walk is often waiting on the disk.
+    let (signature_ok, files) = std::thread::scope(|s| {
+        let signature = s.spawn(|| signature_ok(bundle, key));
+        let files = check_files(root, m.packed_dir(), &m.artifacts, bundle_path);
+        let signature_ok = match signature.join() {
+            Ok(ok) => ok,
+            Err(panic) => std::panic::resume_unwind(panic),
+        };
+        (signature_ok, files)
+    });
     let mut reasons = Vec::new();
     if !signature_ok {
         reasons
@@ -66,7 +78,6 @@ pub fn verify(
         ));
     }
 
-    let files = check_files(root, m.packed_dir(), &m.artifacts, bundle_path);
     reasons.extend(files.reasons);
     let ok = reasons.is_empty();
     Verdict {
@@ -163,11 +174,27 @@ fn walk_packed_dir(
     artifacts: &[Artifact],
     bundle_path: &Path,
 ) -> anyhow::Result<Walked> {
-    let listed: HashSet<&str> = artifacts.iter().map(|a| a.path.as_str()).collect();
+    // A sorted list (as this kit packs it) is searched in place; any other
+    // order gets a set of its paths.
+    let sorted = is_sorted(artifacts);
+    let listed: HashSet<&str> = if sorted {
+        HashSet::new()
+    } else {
+        artifacts.iter().map(|a| a.path.as_str()).collect()
+    };
+    let is_listed = |p: &str| {
+        if sorted {
+            artifacts
+                .binary_search_by(|a| a.path.as_str().cmp(p))
+                .is_ok()
+        } else {
+            listed.contains(p)
+        }
+    };
     let skip = OwnBundle::new(root, &root.join(bundle_path));
-    let want = |p: &str| listed.contains(p) && check_rel_path(p).is_ok();
+    let want = |p: &str| is_listed(p) && check_rel_path(p).is_ok();
     check_real_dir(root, dir)?;
-    let found = walk(root, dir, &skip, &want)?;
+    let found = walk(root, dir, &skip, &want, artifacts.len())?;
     drop(listed);
     // A file found by the walk was reached through real directories only, so
     // once the packed directory's own components are known to hold no
@@ -300,16 +327,24 @@ fn file_reasons(
 pub fn run_verify(root: &Path, args: &crate::flags::VerifyArgs, prog: &str) -> Result<u8> {
     // A bundle's key problems come before its file's (an envelope needs none).
     let key = Key::from_env();
-    let bytes = match read_limited_bundle(root, &args.file) {
-        Ok(bytes) => bytes,
-        Err(e) => return Err(key.err().unwrap_or(e)),
+    // A valid bundle in a regular file is parsed as it is read; anything else
+    // (an envelope, a malformed bundle) is read whole, told apart by its keys
+    // and parsed as before.
+    let bundle = match read_streamed_bundle(root, &args.file) {
+        Some(bundle) => bundle,
+        None => {
+            let bytes = match read_limited_bundle(root, &args.file) {
+                Ok(bytes) => bytes,
+                Err(e) => return Err(key.err().unwrap_or(e)),
+            };
+            if crate::attest::is_envelope(&bytes) {
+                return crate::attest::run_verify(root, args, &bytes);
+            }
+            parse_bundle(&bytes)
+                .with_context(|| format!("malformed bundle {}", args.file.display()))
+                .map_err(|e| util::fail(exit::NOT_VERIFIED, e))?
+        }
     };
-    if crate::attest::is_envelope(&bytes) {
-        return crate::attest::run_verify(root, args, &bytes);
-    }
-    let bundle = parse_bundle(&bytes)
-        .with_context(|| format!("malformed bundle {}", args.file.display()))
-        .map_err(|e| util::fail(exit::NOT_VERIFIED, e))?;
     if args.key.is_some() {
         return Err(util::fail(
             exit::USAGE,

@@ -14,6 +14,9 @@ use super::paths::OwnBundle;
 /// `/`-separated path relative to the root, with its hash when it was asked for.
 pub(super) type Found = Vec<(String, Option<Hashed>)>;
 
+/// A worker hands what it found to the shared list every this many files.
+const HANDOVER: usize = 1024;
+
 /// One unit of a walk's work: list a directory, or hash a file.
 enum Task {
     Dir(String),
@@ -41,11 +44,17 @@ struct WalkQueue {
 ///
 /// Directories and files go through one queue, so the walk of a deep tree is
 /// spread over the workers as well as the hashing of a few large files.
+///
+/// `expect` is how many files the caller expects (0 when it does not know):
+/// the result is allocated for that many at once, and workers hand over what
+/// they found every [`HANDOVER`] files, so no list grows by doubling on the
+/// way (on 100,000 files that was 9 MiB of `verify`'s peak memory).
 pub(super) fn walk(
     root: &Path,
     dir: &str,
     skip: &OwnBundle,
     want: &(dyn Fn(&str) -> bool + Sync),
+    expect: usize,
 ) -> Result<Found> {
     let top = root.join(dir);
     let meta = std::fs::metadata(&top).with_context(|| format!("cannot read directory {dir}"))?;
@@ -63,7 +72,7 @@ pub(super) fn walk(
             failed: false,
         }),
         wake: Condvar::new(),
-        found: Mutex::new(Vec::new()),
+        found: Mutex::new(Vec::with_capacity(expect)),
         errors: Mutex::new(Vec::new()),
     };
     std::thread::scope(|s| {
@@ -104,6 +113,9 @@ impl Walk<'_> {
                     let hashed = (!failed && (self.want)(&rel))
                         .then(|| self.hash(&rel, parent.as_deref(), &mut buf));
                     local.push((rel, hashed));
+                    if local.len() >= HANDOVER {
+                        lock(&self.found).append(&mut local);
+                    }
                 }
             }
             self.task_done(new_tasks);
@@ -253,7 +265,7 @@ mod tests {
             rel: None,
             tmp_prefix: None,
         };
-        let found = walk(root, "out", &skip, &|p| p != "out/b/x").unwrap();
+        let found = walk(root, "out", &skip, &|p| p != "out/b/x", 0).unwrap();
         let paths: Vec<&str> = found.iter().map(|(p, _)| p.as_str()).collect();
         assert_eq!(paths, ["out/a", "out/b/x", "out/c/d/e"]);
         let (digest, size) = found[2].1.as_ref().unwrap().as_ref().unwrap();
