@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 
 use super::bundle::{sign, Artifact, Bundle, Manifest, Signing, ALGO_HMAC};
 use super::paths::{check_real_dir, check_rel_path, relative_dir, OwnBundle};
-use super::walk::walk;
+use super::walk::{walk, Want};
 use super::Key;
 use crate::util::{self, exit};
 
@@ -62,9 +62,9 @@ pub fn collect(root: &Path, dir: &Path, out: &Path) -> Result<(String, Vec<Artif
     let dir_rel = relative_dir(dir)?;
     let skip = OwnBundle::new(root, out);
     check_real_dir(root, &dir_rel)?;
-    let found = walk(root, &dir_rel, &skip, &|_| true, 0)?;
+    let found = walk(root, &dir_rel, &skip, &|_| Want::Hash, 0)?;
     let mut artifacts = Vec::with_capacity(found.len());
-    for (path, hashed) in found {
+    for (path, hashed, _) in found {
         if let Err(reason) = check_rel_path(&path) {
             bail!("{path}: verify would reject this file name ({reason}); rename it");
         }

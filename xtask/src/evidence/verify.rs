@@ -1,7 +1,7 @@
 //! `verify`: check a bundle's signature and every file it lists against the
 //! files under the project root, and say in words why it is not ok.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::{Context, Result};
@@ -15,7 +15,7 @@ use super::bundle::{
 use super::hash::hash_all;
 use super::paths::{check_no_escape, check_real_dir, check_rel_path, OwnBundle};
 use super::seed::seed_signature_ok;
-use super::walk::{walk, Found};
+use super::walk::{walk, Found, Want};
 use super::Key;
 use crate::util::{self, exit};
 
@@ -166,61 +166,74 @@ impl Walked {
     }
 }
 
+/// The listed paths, to look a found file up by: a sorted list (as this kit
+/// packs it) is searched in place, any other order gets a map.
+struct Listed<'a> {
+    artifacts: &'a [Artifact],
+    map: Option<HashMap<&'a str, usize>>,
+}
+
+impl<'a> Listed<'a> {
+    fn new(artifacts: &'a [Artifact]) -> Listed<'a> {
+        let map = (!is_sorted(artifacts)).then(|| {
+            artifacts
+                .iter()
+                .enumerate()
+                .map(|(i, a)| (a.path.as_str(), i))
+                .collect()
+        });
+        Listed { artifacts, map }
+    }
+
+    /// The index of an artifact listed as `path`.
+    fn index(&self, path: &str) -> Option<usize> {
+        match &self.map {
+            Some(map) => map.get(path).copied(),
+            None => self
+                .artifacts
+                .binary_search_by(|a| a.path.as_str().cmp(path))
+                .ok(),
+        }
+    }
+}
+
 /// One parallel pass over the packed directory lists it (for `extra`) and
-/// hashes the listed files it finds.
+/// hashes the listed files it finds, recording each by its artifact's index.
 fn walk_packed_dir(
     root: &Path,
     dir: &str,
     artifacts: &[Artifact],
     bundle_path: &Path,
 ) -> anyhow::Result<Walked> {
-    // A sorted list (as this kit packs it) is searched in place; any other
-    // order gets a set of its paths.
-    let sorted = is_sorted(artifacts);
-    let listed: HashSet<&str> = if sorted {
-        HashSet::new()
-    } else {
-        artifacts.iter().map(|a| a.path.as_str()).collect()
-    };
-    let is_listed = |p: &str| {
-        if sorted {
-            artifacts
-                .binary_search_by(|a| a.path.as_str().cmp(p))
-                .is_ok()
-        } else {
-            listed.contains(p)
-        }
-    };
+    let listed = Listed::new(artifacts);
     let skip = OwnBundle::new(root, &root.join(bundle_path));
-    let want = |p: &str| is_listed(p) && check_rel_path(p).is_ok();
+    // (An index beyond u32 is hashed later, by path.)
+    let want = |p: &str| match listed.index(p).map(u32::try_from) {
+        Some(Ok(i)) if check_rel_path(p).is_ok() => Want::HashAs(i),
+        _ => Want::Skip,
+    };
     check_real_dir(root, dir)?;
     let found = walk(root, dir, &skip, &want, artifacts.len())?;
-    drop(listed);
     // A file found by the walk was reached through real directories only, so
     // once the packed directory's own components are known to hold no
     // symbolic link, its path needs no further checks.
     let clean = check_no_escape(root, dir).is_ok();
-    Ok(join(artifacts, found, clean))
+    Ok(join(artifacts.len(), &listed, found, clean))
 }
 
-/// Joins what the walk found with the manifest in one pass, both in path
-/// order (a bundle this kit packed already is). The walk's hashes count for
+/// Joins what the walk found with the list: a hashed file by its index, any
+/// other by its path (unlisted ones are `extra`). The walk's hashes count for
 /// the artifacts only when `clean`.
-fn join(artifacts: &[Artifact], found: Found, clean: bool) -> Walked {
-    let mut at = vec![None; artifacts.len()];
+fn join(artifacts: usize, listed: &Listed, found: Found, clean: bool) -> Walked {
+    let mut at = vec![None; artifacts];
     let mut extra = Vec::new();
-    let path = |i: usize| artifacts[i].path.as_str();
-    let mut order: Vec<usize> = (0..artifacts.len()).collect();
-    if !order.windows(2).all(|w| path(w[0]) <= path(w[1])) {
-        order.sort_unstable_by(|&i, &j| path(i).cmp(path(j)));
-    }
-    let mut listed = order.into_iter().peekable();
-    for (k, (p, hashed)) in found.iter().enumerate() {
-        while listed.next_if(|&i| path(i) < p.as_str()).is_some() {}
-        match listed.next_if(|&i| path(i) == p.as_str()) {
-            Some(i) if clean && hashed.is_some() => at[i] = u32::try_from(k).ok(),
-            Some(_) => {}
-            None => extra.push(p.clone()),
+    for (k, (p, hashed, i)) in found.iter().enumerate() {
+        if p.is_empty() {
+            if clean && hashed.is_some() {
+                at[*i as usize] = u32::try_from(k).ok();
+            }
+        } else if listed.index(p).is_none() {
+            extra.push(p.clone());
         }
     }
     Walked { found, at, extra }

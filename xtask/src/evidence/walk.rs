@@ -11,8 +11,21 @@ use super::hash::{hash_open_file, open_in, Hashed, HASH_BUF};
 use super::paths::OwnBundle;
 
 /// What a walk found: every regular file under the walked directory, as a
-/// `/`-separated path relative to the root, with its hash when it was asked for.
-pub(super) type Found = Vec<(String, Option<Hashed>)>;
+/// `/`-separated path relative to the root, with its hash when it was asked
+/// for, and the caller's index for it ([`Want::HashAs`]; 0 otherwise). A file
+/// wanted by index has an empty path: the caller knows it, and on 100,000
+/// files the paths were 3 MiB of `verify`'s peak memory.
+pub(super) type Found = Vec<(String, Option<Hashed>, u32)>;
+
+/// What the walk does with a file it finds.
+pub(super) enum Want {
+    /// List it, do not hash it.
+    Skip,
+    /// Hash it.
+    Hash,
+    /// Hash it and record it by this index instead of its path.
+    HashAs(u32),
+}
 
 /// A worker hands what it found to the shared list every this many files.
 const HANDOVER: usize = 1024;
@@ -53,7 +66,7 @@ pub(super) fn walk(
     root: &Path,
     dir: &str,
     skip: &OwnBundle,
-    want: &(dyn Fn(&str) -> bool + Sync),
+    want: &(dyn Fn(&str) -> Want + Sync),
     expect: usize,
 ) -> Result<Found> {
     let top = root.join(dir);
@@ -91,7 +104,7 @@ pub(super) fn walk(
 struct Walk<'a> {
     root: &'a Path,
     skip: &'a OwnBundle,
-    want: &'a (dyn Fn(&str) -> bool + Sync),
+    want: &'a (dyn Fn(&str) -> Want + Sync),
     queue: Mutex<WalkQueue>,
     /// Signalled when tasks are added or the walk is over.
     wake: Condvar,
@@ -110,9 +123,18 @@ impl Walk<'_> {
             match task {
                 Task::Dir(rel_dir) => self.list(rel_dir, &mut new_tasks),
                 Task::File(rel, parent) => {
-                    let hashed = (!failed && (self.want)(&rel))
+                    let want = if failed {
+                        Want::Skip
+                    } else {
+                        (self.want)(&rel)
+                    };
+                    let hashed = (!matches!(want, Want::Skip))
                         .then(|| self.hash(&rel, parent.as_deref(), &mut buf));
-                    local.push((rel, hashed));
+                    let entry = match want {
+                        Want::HashAs(i) => (String::new(), hashed, i),
+                        Want::Skip | Want::Hash => (rel, hashed, 0),
+                    };
+                    local.push(entry);
                     if local.len() >= HANDOVER {
                         lock(&self.found).append(&mut local);
                     }
@@ -188,7 +210,14 @@ impl Walk<'_> {
             return Err(e);
         }
         let mut found = self.found.into_inner().unwrap_or_else(|e| e.into_inner());
-        found.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        // Files recorded by index (no path) first, in index order; the others
+        // by path. Comparing 100,000 empty paths was a sixth of `verify`.
+        found.sort_unstable_by(|a, b| match (a.0.is_empty(), b.0.is_empty()) {
+            (true, true) => a.2.cmp(&b.2),
+            (true, false) => std::cmp::Ordering::Less,
+            (false, true) => std::cmp::Ordering::Greater,
+            (false, false) => a.0.cmp(&b.0),
+        });
         Ok(found)
     }
 }
@@ -265,8 +294,15 @@ mod tests {
             rel: None,
             tmp_prefix: None,
         };
-        let found = walk(root, "out", &skip, &|p| p != "out/b/x", 0).unwrap();
-        let paths: Vec<&str> = found.iter().map(|(p, _)| p.as_str()).collect();
+        let want = |p: &str| {
+            if p == "out/b/x" {
+                Want::Skip
+            } else {
+                Want::Hash
+            }
+        };
+        let found = walk(root, "out", &skip, &want, 0).unwrap();
+        let paths: Vec<&str> = found.iter().map(|(p, _, _)| p.as_str()).collect();
         assert_eq!(paths, ["out/a", "out/b/x", "out/c/d/e"]);
         let (digest, size) = found[2].1.as_ref().unwrap().as_ref().unwrap();
         assert_eq!(
@@ -274,5 +310,23 @@ mod tests {
             (util::hex(&Sha256::digest(b"e")), 1)
         );
         assert!(found[1].1.is_none(), "not wanted, not hashed");
+        // Wanted by index: recorded by it, without the path.
+        let by_index = |p: &str| match p {
+            "out/a" => Want::HashAs(7),
+            _ => Want::Skip,
+        };
+        let found = walk(root, "out", &skip, &by_index, 3).unwrap();
+        let entries: Vec<(&str, bool, u32)> = found
+            .iter()
+            .map(|(p, h, i)| (p.as_str(), h.is_some(), *i))
+            .collect();
+        assert_eq!(
+            entries,
+            [
+                ("", true, 7),
+                ("out/b/x", false, 0),
+                ("out/c/d/e", false, 0)
+            ]
+        );
     }
 }
