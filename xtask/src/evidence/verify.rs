@@ -166,34 +166,60 @@ impl Walked {
     }
 }
 
-/// The listed paths, to look a found file up by: a sorted list (as this kit
-/// packs it) is searched in place, any other order gets a map.
+/// The listed paths, to look a found file up by. A sorted list (as this kit
+/// packs it) is searched in place, within the range of the file's directory:
+/// the walk asks for every file, and a binary search over all 100,000 paths
+/// of set c takes 17 string comparisons a file, one over a directory's 100
+/// takes 7. Any other order gets a map of all paths.
 struct Listed<'a> {
     artifacts: &'a [Artifact],
+    /// Sorted: where each directory's files lie (first, one past the last).
+    dirs: HashMap<&'a str, (usize, usize)>,
+    /// Not sorted: every path's index.
     map: Option<HashMap<&'a str, usize>>,
+}
+
+/// The directory part of a `/`-separated path (empty for a bare name).
+fn dir_of(path: &str) -> &str {
+    path.rfind('/').map_or("", |i| &path[..i])
 }
 
 impl<'a> Listed<'a> {
     fn new(artifacts: &'a [Artifact]) -> Listed<'a> {
-        let map = (!is_sorted(artifacts)).then(|| {
-            artifacts
-                .iter()
-                .enumerate()
-                .map(|(i, a)| (a.path.as_str(), i))
-                .collect()
-        });
-        Listed { artifacts, map }
+        let mut dirs = HashMap::new();
+        let mut map = None;
+        if is_sorted(artifacts) {
+            // The files of a directory lie between its first and its last
+            // (files of its subdirectories may lie between, still in order).
+            for (i, a) in artifacts.iter().enumerate() {
+                dirs.entry(dir_of(&a.path)).or_insert((i, i + 1)).1 = i + 1;
+            }
+        } else {
+            map = Some(
+                artifacts
+                    .iter()
+                    .enumerate()
+                    .map(|(i, a)| (a.path.as_str(), i))
+                    .collect(),
+            );
+        }
+        Listed {
+            artifacts,
+            dirs,
+            map,
+        }
     }
 
     /// The index of an artifact listed as `path`.
     fn index(&self, path: &str) -> Option<usize> {
-        match &self.map {
-            Some(map) => map.get(path).copied(),
-            None => self
-                .artifacts
-                .binary_search_by(|a| a.path.as_str().cmp(path))
-                .ok(),
+        if let Some(map) = &self.map {
+            return map.get(path).copied();
         }
+        let &(first, end) = self.dirs.get(dir_of(path))?;
+        self.artifacts[first..end]
+            .binary_search_by(|a| a.path.as_str().cmp(path))
+            .ok()
+            .map(|k| first + k)
     }
 }
 
@@ -467,5 +493,33 @@ mod tests {
         assert_eq!(v.rejected.len(), 1, "{v:?}");
         assert_eq!(v.rejected[0].path, "out/a");
         assert!(v.rejected[0].reason.contains("symbolic link"), "{v:?}");
+    }
+
+    #[test]
+    fn listed_files_are_found_by_directory_in_any_order() {
+        let paths = [
+            "out/a/a.txt",
+            "out/a/b/y.txt",
+            "out/a/x.txt",
+            "out/top.txt",
+            "out/z/q",
+        ];
+        for order in [&[0, 1, 2, 3, 4][..], &[4, 2, 0, 3, 1][..]] {
+            let artifacts: Vec<Artifact> = order
+                .iter()
+                .map(|&i| Artifact {
+                    path: paths[i].to_string(),
+                    sha256: "0".repeat(64),
+                    size: Some(1),
+                })
+                .collect();
+            let listed = Listed::new(&artifacts);
+            for (i, a) in artifacts.iter().enumerate() {
+                assert_eq!(listed.index(&a.path), Some(i), "{}", a.path);
+            }
+            for other in ["out/a/b.txt", "out/a/b", "out/b/y.txt", "top.txt", "out/z"] {
+                assert_eq!(listed.index(other), None, "{other}");
+            }
+        }
     }
 }
