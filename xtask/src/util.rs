@@ -282,18 +282,26 @@ pub fn hex_eq(bytes: &[u8], hex: &str) -> bool {
 
 /// Whether `s` is `len` lowercase hex digits.
 pub fn is_hex(s: &str, len: usize) -> bool {
-    s.len() == len && s.bytes().all(|b| HEX_DIGITS.contains(&b))
+    s.len() == len && s.bytes().all(|b| hex_value(b).is_some())
+}
+
+/// The value of one lowercase hex digit.
+fn hex_value(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        _ => None,
+    }
 }
 
 /// The bytes that lowercase hex `s` spells; `None` when it is not such hex.
 pub fn unhex(s: &str) -> Option<Vec<u8>> {
-    let val = |b: u8| HEX_DIGITS.iter().position(|&d| d == b).map(|d| d as u8);
     if !s.len().is_multiple_of(2) {
         return None;
     }
     s.as_bytes()
         .chunks(2)
-        .map(|p| Some(val(p[0])? << 4 | val(p[1])?))
+        .map(|p| Some(hex_value(p[0])? << 4 | hex_value(p[1])?))
         .collect()
 }
 
