@@ -122,10 +122,14 @@ pub fn run(root: &Path, args: &BenchArgs) -> Result<u8> {
 
     let need_release = (!args.no_evidence && !sets.is_empty()) || !args.no_gateway;
     let bins = if need_release {
-        eprintln!("bench: building the release mc and xtask");
-        cmd!(sh, "cargo build --release --quiet -p mc -p xtask")
-            .run()
-            .context("cannot build the release binaries")?;
+        // The xtask binary as this repository's `cargo xtask` alias builds it.
+        eprintln!("bench: building the release mc and xtask (with mimalloc)");
+        cmd!(
+            sh,
+            "cargo build --release --quiet -p mc -p xtask --features xtask/mimalloc"
+        )
+        .run()
+        .context("cannot build the release binaries")?;
         Some(release_dir(&sh)?)
     } else {
         None

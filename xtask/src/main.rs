@@ -3,6 +3,11 @@
 
 use std::process::ExitCode;
 
+/// See the `mimalloc` feature in `xtask/Cargo.toml`.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     xtask::xtask_main(&xtask::util::project_root())
 }
