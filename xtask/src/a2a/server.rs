@@ -618,6 +618,20 @@ impl State {
     /// (the same bytes as `log_line` with `{"allow", "reasons"}`): this is
     /// the hot path.
     fn log_decision(&self, id: &str, path: &str, input: &Value, decision: &rego::Decision) {
+        self.log_decision_with(id, path, input, &[], decision);
+    }
+
+    /// [`State::log_decision`] with string members written between `input`
+    /// and the decision (`SendMessage` names its method and task), as
+    /// `log_line` orders them.
+    pub(super) fn log_decision_with(
+        &self,
+        id: &str,
+        path: &str,
+        input: &Value,
+        extra: &[(&str, &str)],
+        decision: &rego::Decision,
+    ) {
         let Some(log) = &self.log else { return };
         let mut line = Vec::with_capacity(320);
         line.extend_from_slice(b"{\"id\":");
@@ -640,9 +654,15 @@ impl State {
                 serde_json::to_writer(&mut line, v).expect("a JSON value serialises");
             }
         }
+        line.extend_from_slice(b"},");
+        for (k, v) in extra {
+            serde_json::to_writer(&mut line, k).expect("a string serialises");
+            line.push(b':');
+            serde_json::to_writer(&mut line, v).expect("a string serialises");
+            line.push(b',');
+        }
         // The decision's JSON is `{"allow":..,"reasons":[..]}`: its members
         // end the line's object.
-        line.extend_from_slice(b"},");
         line.extend_from_slice(&decision.json().as_bytes()[1..]);
         line.push(b'\n');
         log.send(&line);

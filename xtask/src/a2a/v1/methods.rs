@@ -9,8 +9,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
-use super::jsonrpc::{clip, ErrorCode, Outcome, RpcError};
-use super::tasks::{new_id, now_timestamp};
+use super::jsonrpc::{clip, ErrorCode, Outcome, Params, RpcError};
+use super::tasks::{new_id, now_timestamp, Stored};
 use super::types::{
     Artifact, GetTaskRequest, ListTasksRequest, ListTasksResponse, Message, Part, Role,
     SendMessageRequest, Task, TaskState, TaskStatus,
@@ -23,7 +23,16 @@ const DEFAULT_PAGE_SIZE: usize = 50;
 const MAX_PAGE_SIZE: usize = 100;
 
 /// Reads `params` as `T`; a mismatch is -32602 naming serde's complaint.
-fn params_as<T: DeserializeOwned>(method: &str, params: Value) -> Result<T, RpcError> {
+/// Text that does not read as `T` is read again as a tree, so the complaint
+/// is the same whichever way the params came.
+fn params_as<T: DeserializeOwned>(method: &str, params: Params) -> Result<T, RpcError> {
+    let params = match params {
+        Params::Value(v) => v,
+        Params::Text(text) => match serde_json::from_str(text) {
+            Ok(t) => return Ok(t),
+            Err(_) => serde_json::from_str(text).expect("the body parsed as JSON"),
+        },
+    };
     serde_json::from_value(params).map_err(|e| {
         RpcError::new(
             ErrorCode::InvalidParams,
@@ -46,21 +55,30 @@ fn history_length(value: Option<i64>) -> Result<Option<u32>, RpcError> {
 }
 
 /// `SendMessage`: the result, and whether the policy allowed the request.
-pub(super) fn send_message(state: &State, params: Value) -> Result<(Value, bool), RpcError> {
+pub(super) fn send_message(state: &State, params: Params) -> Result<(Vec<u8>, bool), RpcError> {
     let (message, history) = read_send_message(state, params)?;
     let data = request_data(&message)?;
     let task_id = new_id();
     let decision = decide(state, &data, &task_id)?;
     let task = decided_task(message, task_id, &data, &decision);
-    let answer = json!({"task": task.view(history, true)});
-    let size = serde_json::to_vec(&task).map_or(usize::MAX, |b| b.len());
-    state.v1.tasks.insert(task, size);
+    // The task is kept as its JSON, which is the answer too unless the
+    // client asked for less history.
+    let whole = serde_json::to_string(&task).expect("a task serialises");
+    let mut answer = Vec::with_capacity(whole.len() + 10);
+    answer.extend_from_slice(br#"{"task":"#);
+    if history.is_none_or(|n| n as usize >= task.history.len()) {
+        answer.extend_from_slice(whole.as_bytes());
+    } else {
+        serde_json::to_writer(&mut answer, &task.view(history, true)).expect("a task serialises");
+    }
+    answer.push(b'}');
+    state.v1.tasks.insert(Stored::new(&task, whole));
     Ok((answer, decision.allow))
 }
 
 /// Step 1 of `SendMessage`: the params, checked; the message and the
 /// `historyLength` asked for.
-fn read_send_message(state: &State, params: Value) -> Result<(Message, Option<u32>), RpcError> {
+fn read_send_message(state: &State, params: Params) -> Result<(Message, Option<u32>), RpcError> {
     let req: SendMessageRequest = params_as("SendMessage", params)?;
     let config = req.configuration.unwrap_or_default();
     if config.task_push_notification_config.is_some() {
@@ -79,7 +97,7 @@ fn read_send_message(state: &State, params: Value) -> Result<(Message, Option<u3
                 format!(
                     "task {} is {}, a terminal state: it accepts no more messages; send a message without taskId",
                     clip(&task.id),
-                    task.status.state.name()
+                    task.state.name()
                 ),
             )
             .with("taskId", &task.id),
@@ -110,23 +128,21 @@ fn decide(state: &State, data: &Value, task_id: &str) -> Result<Arc<Decision>, R
     let evaluating = std::time::Instant::now();
     let decided = state.policy.decide(data);
     state.metrics.observe_policy(evaluating.elapsed());
-    let (decision, outcome) = match decided {
+    let extra = [("method", "SendMessage"), ("taskId", task_id)];
+    match decided {
         Ok(d) => {
-            let outcome = json!({"allow": d.allow, "reasons": d.reasons});
-            (Ok(d), outcome)
+            state.log_decision_with(&id, super::RPC_PATH, data, &extra, &d);
+            Ok(d)
         }
         Err(e) => {
             let msg = format!("policy error: {e:#}");
-            let outcome = json!({"allow": false, "reasons": [msg]});
-            (Err(RpcError::new(ErrorCode::InternalError, msg)), outcome)
+            let mut line = json!({"method": "SendMessage", "taskId": task_id});
+            line["allow"] = json!(false);
+            line["reasons"] = json!([msg]);
+            state.log_line(&id, super::RPC_PATH, data, line);
+            Err(RpcError::new(ErrorCode::InternalError, msg))
         }
-    };
-    let mut line = json!({"method": "SendMessage", "taskId": task_id});
-    line.as_object_mut()
-        .expect("an object")
-        .extend(outcome.as_object().expect("an object").clone());
-    state.log_line(&id, super::RPC_PATH, data, line);
-    decision
+    }
 }
 
 /// Step 4: the finished task. Allowed: completed, the result and its
@@ -226,7 +242,7 @@ fn not_found(id: &str) -> RpcError {
     .with("taskId", clip(id).as_str())
 }
 
-pub(super) fn get_task(state: &State, params: Value) -> Outcome {
+pub(super) fn get_task(state: &State, params: Params) -> Outcome {
     let req: GetTaskRequest = params_as("GetTask", params)?;
     let history = history_length(req.history_length)?;
     let task = state
@@ -234,10 +250,13 @@ pub(super) fn get_task(state: &State, params: Value) -> Outcome {
         .tasks
         .get(&req.id)
         .ok_or_else(|| not_found(&req.id))?;
-    Ok(serde_json::to_value(task.view(history, true)).expect("a task serialises"))
+    Ok(match history {
+        None => task.json.as_bytes().to_vec(),
+        Some(_) => serde_json::to_vec(&task.view(history, true)).expect("a task serialises"),
+    })
 }
 
-pub(super) fn cancel_task(state: &State, params: Value) -> Outcome {
+pub(super) fn cancel_task(state: &State, params: Params) -> Outcome {
     let req: GetTaskRequest = params_as("CancelTask", params)?;
     let task = state
         .v1
@@ -251,13 +270,13 @@ pub(super) fn cancel_task(state: &State, params: Value) -> Outcome {
         format!(
             "task {} is {}, a terminal state: it cannot be canceled",
             clip(&task.id),
-            task.status.state.name()
+            task.state.name()
         ),
     )
     .with("taskId", &task.id))
 }
 
-pub(super) fn list_tasks(state: &State, params: Value) -> Outcome {
+pub(super) fn list_tasks(state: &State, params: Params) -> Outcome {
     let req: ListTasksRequest = params_as("ListTasks", params)?;
     let bad = |msg: String| RpcError::new(ErrorCode::InvalidParams, msg);
     let page_size = match req.page_size {
@@ -279,12 +298,12 @@ pub(super) fn list_tasks(state: &State, params: Value) -> Outcome {
             ))
         })?),
     };
-    let keep = |t: &Task| {
+    let keep = |t: &Stored| {
         (req.context_id.is_empty() || t.context_id == req.context_id)
-            && req.status.is_none_or(|s| t.status.state == s)
-            && after.as_ref().is_none_or(|a| {
-                comparable_timestamp(&t.status.timestamp).is_some_and(|ts| ts >= *a)
-            })
+            && req.status.is_none_or(|s| t.state == s)
+            && after
+                .as_ref()
+                .is_none_or(|a| comparable_timestamp(&t.timestamp).is_some_and(|ts| ts >= *a))
     };
     let page = state
         .v1
@@ -302,7 +321,7 @@ pub(super) fn list_tasks(state: &State, params: Value) -> Outcome {
         page_size: page_size as u32,
         total_size: page.total_size as u32,
     };
-    Ok(serde_json::to_value(response).expect("a list serialises"))
+    Ok(serde_json::to_vec(&response).expect("a list serialises"))
 }
 
 /// `YYYY-MM-DDTHH:MM:SS[.fff...]Z` as `YYYY-MM-DDTHH:MM:SS.mmm`, which orders

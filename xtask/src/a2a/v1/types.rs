@@ -237,7 +237,8 @@ pub struct ListTasksRequest {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ListTasksResponse {
-    pub tasks: Vec<Task>,
+    /// Each task's view, as [`super::tasks::Stored::view`] writes it.
+    pub tasks: Vec<Value>,
     pub next_page_token: String,
     pub page_size: u32,
     pub total_size: u32,
