@@ -406,6 +406,12 @@ pub struct BenchArgs {
     #[arg(long, value_name = "SECS", default_value_t = 10,
           value_parser = clap::value_parser!(u64).range(1..=60))]
     pub duration: u64,
+    /// Rounds of the gateway's compared loads (`/a2a/perform` with and
+    /// without metrics, and `SendMessage`), each round in a new order; the
+    /// median round is reported (1 to 10).
+    #[arg(long, value_name = "N", default_value_t = 3,
+          value_parser = clap::value_parser!(u32).range(1..=10))]
+    pub rounds: u32,
     /// The seed kit's `tools/mc.py`, to time it (with python3) beside this kit
     /// instead of quoting the figures for it.
     #[arg(long, value_name = "FILE")]
