@@ -44,6 +44,10 @@ pub struct Config {
     pub window: Duration,
     /// The longest one HTTP request to Prometheus may take, connect included.
     pub timeout: Duration,
+    /// In `golive`, how long to wait for Prometheus to scrape the gateway
+    /// after a stage's load before giving up (a scrape target missing from
+    /// its configuration never comes).
+    pub scrape_wait: Duration,
 }
 
 /// One metric's query.
@@ -86,6 +90,8 @@ pub fn default_queries() -> BTreeMap<String, Query> {
 pub const DEFAULT_WINDOW: Duration = Duration::from_secs(4);
 /// The default timeout of one request to Prometheus.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The default wait for a scrape of the gateway.
+pub const DEFAULT_SCRAPE_WAIT: Duration = Duration::from_secs(20);
 
 impl Default for Config {
     fn default() -> Config {
@@ -94,6 +100,7 @@ impl Default for Config {
             queries: default_queries(),
             window: DEFAULT_WINDOW,
             timeout: DEFAULT_TIMEOUT,
+            scrape_wait: DEFAULT_SCRAPE_WAIT,
         }
     }
 }
@@ -125,6 +132,7 @@ pub(crate) struct RawConfig {
     queries: Option<BTreeMap<String, RawQuery>>,
     window: Option<String>,
     timeout: Option<String>,
+    scrape_wait: Option<String>,
 }
 
 /// A query: the PromQL as a string, or a table `{ query = "..." }`.
@@ -186,6 +194,9 @@ impl Config {
         }
         if let Some(t) = raw.timeout {
             config.timeout = limits("timeout", &t, Duration::from_millis(100), MAX_TIMEOUT)?;
+        }
+        if let Some(t) = raw.scrape_wait {
+            config.scrape_wait = limits("scrape_wait", &t, Duration::from_secs(1), MAX_WINDOW)?;
         }
         Ok(config)
     }
@@ -263,6 +274,7 @@ mod tests {
             url = "http://127.0.0.1:9090"
             window = "10s"
             timeout = "2500ms"
+            scrape_wait = "3s"
             [prometheus.queries]
             "A2A.perform.p95_ms" = 'histogram_quantile(0.95, sum(rate(a2a_request_duration_seconds_bucket{route="/a2a/perform"}[1m])) by (le)) * 1000'
             "GraphQL.reads.p95_ms" = { query = "graphql_reads_p95_ms" }
@@ -273,6 +285,7 @@ mod tests {
         assert_eq!(c.url.as_deref(), Some("http://127.0.0.1:9090"));
         assert_eq!(c.window, Duration::from_secs(10));
         assert_eq!(c.timeout, Duration::from_millis(2500));
+        assert_eq!(c.scrape_wait, Duration::from_secs(3));
         assert_eq!(c.queries.len(), 2);
         assert_eq!(
             c.queries["GraphQL.reads.p95_ms"].promql,
@@ -296,6 +309,10 @@ mod tests {
                 "prometheus.window: \"5\" is not a duration",
             ),
             ("[prometheus]\nwindow = \"5d\"", "is not a duration"),
+            (
+                "[prometheus]\nscrape_wait = \"100ms\"",
+                "prometheus.scrape_wait: \"100ms\" is out of range (1s to 1h)",
+            ),
             (
                 "[prometheus]\nwindow = \"500ms\"",
                 "prometheus.window: \"500ms\" is out of range (1s to 1h)",

@@ -22,8 +22,6 @@ use crate::slo::{self, Snapshot};
 
 /// The query that tells when Prometheus last scraped a gateway.
 pub const SCRAPE_QUERY: &str = "max(timestamp(a2a_build_info))";
-/// How long to wait for a scrape after the load before giving up.
-pub const SCRAPE_WAIT: Duration = Duration::from_secs(20);
 /// Requests per second of window the stage load may send at most (a bound,
 /// not a rate: the load stops early when they are sent).
 const REQUESTS_PER_SECOND: u64 = 250;
@@ -52,7 +50,7 @@ impl<'a> Observer<'a> {
     /// Waits until Prometheus has scraped the gateway at `gateway` (its base
     /// URL) after everything sent to it so far.
     pub fn start(client: &'a Client, config: &'a Config, gateway: &str) -> Result<Observer<'a>> {
-        let since = wait_for_scrape(client, EvalTime::now(), gateway)?;
+        let since = wait_for_scrape(client, EvalTime::now(), gateway, config.scrape_wait)?;
         Ok(Observer {
             client,
             config,
@@ -72,7 +70,12 @@ impl<'a> Observer<'a> {
         if let Some(rest) = window.checked_sub(started.elapsed()) {
             std::thread::sleep(rest);
         }
-        let at = wait_for_scrape(self.client, EvalTime::now(), &self.gateway)?;
+        let at = wait_for_scrape(
+            self.client,
+            EvalTime::now(),
+            &self.gateway,
+            self.config.scrape_wait,
+        )?;
         // One millisecond more than the distance back to the last scrape
         // before the load, so that sample is inside the range whether the
         // server's ranges are closed (Prometheus 2) or left-open (3).
@@ -87,9 +90,14 @@ impl<'a> Observer<'a> {
     }
 }
 
-/// Waits until the newest gateway sample in Prometheus is at or after
-/// `after`; returns that sample's time.
-pub fn wait_for_scrape(client: &Client, after: EvalTime, gateway: &str) -> Result<EvalTime> {
+/// Waits (at most `wait`) until the newest gateway sample in Prometheus is at
+/// or after `after`; returns that sample's time.
+pub fn wait_for_scrape(
+    client: &Client,
+    after: EvalTime,
+    gateway: &str,
+    wait: Duration,
+) -> Result<EvalTime> {
     let started = Instant::now();
     loop {
         let seen = match client.query(SCRAPE_QUERY, &EvalTime::now().rfc3339())? {
@@ -98,13 +106,13 @@ pub fn wait_for_scrape(client: &Client, after: EvalTime, gateway: &str) -> Resul
         };
         match seen {
             Some(t) if t >= after => return Ok(t),
-            _ if started.elapsed() >= SCRAPE_WAIT => {
+            _ if started.elapsed() >= wait => {
                 let last = seen.map_or("never".to_string(), |t| format!("last at {}", t.rfc3339()));
                 bail!(
-                    "Prometheus at {} has not scraped the gateway since {} (waited {} s; {SCRAPE_QUERY}: {last}): make {gateway}/metrics a scrape target with a scrape_interval of 1s to 5s",
+                    "Prometheus at {} has not scraped the gateway since {} (waited {}; {SCRAPE_QUERY}: {last}): make {gateway}/metrics a scrape target with a scrape_interval of 1s to 5s",
                     client.url(),
                     after.rfc3339(),
-                    SCRAPE_WAIT.as_secs()
+                    super::show_duration(wait)
                 );
             }
             _ => std::thread::sleep(Duration::from_millis(200)),

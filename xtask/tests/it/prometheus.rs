@@ -299,6 +299,12 @@ fn golive_passes_on_a_healthy_gateway_judged_by_prometheus() {
         return;
     };
     let p = temp_project();
+    // A short window: the test server scrapes every 250 ms.
+    std::fs::write(
+        p.path().join("golive.toml"),
+        "[prometheus]\nwindow = \"1s\"\n",
+    )
+    .unwrap();
     let o = golive_with(&prom, p.path(), port, &[]);
     assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
     for want in golive_outputs(V) {
@@ -453,12 +459,18 @@ fn golive_says_how_to_fix_a_prometheus_that_does_not_scrape_the_gateway() {
         return;
     };
     let p = temp_project();
+    std::fs::write(
+        p.path().join("golive.toml"),
+        "[prometheus]\nscrape_wait = \"2s\"\n",
+    )
+    .unwrap();
     let port = prom_server::free_port();
     let o = golive_with(&prom, p.path(), port, &[]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let err = stderr(&o);
     let line = err.lines().last().unwrap_or_default();
     assert!(line.contains("has not scraped the gateway"), "{err}");
+    assert!(line.contains("(waited 2s;"), "{err}");
     assert!(
         line.contains(&format!(
             "make http://127.0.0.1:{port}/metrics a scrape target"

@@ -62,7 +62,7 @@ pub fn start(targets: &[String]) -> Option<PromServer> {
     let dir = tempfile::tempdir().unwrap();
     let list: Vec<String> = targets.iter().map(|t| format!("\"{t}\"")).collect();
     let config = format!(
-        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
+        "global:\n  scrape_interval: 250ms\n  scrape_timeout: 250ms\n  evaluation_interval: 1s\n\
          scrape_configs:\n  - job_name: a2a\n    static_configs:\n      - targets: [{}]\n",
         list.join(", ")
     );
