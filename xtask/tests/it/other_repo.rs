@@ -1,8 +1,12 @@
 //! Another Rust workspace adds its own `xtask` that calls this library, as the
 //! README shows: its `cargo xtask golive` works, and its snapshot test of the
-//! gate reports fails when an objective changes. These build real workspaces
-//! with cargo, so they are the slowest tests (their target directory is kept
-//! under cargo's test tmpdir, so only the first run is cold).
+//! gate reports fails when an objective changes. These build a real workspace
+//! with cargo. Its intermediate artifacts go to this build's own target
+//! directory (cargo's `build-dir`), so the dependency versions it shares with
+//! this workspace (`Cargo.lock` is copied) are compiled once: a cold
+//! `cargo test --workspace` compiled all of them twice (about 100 s of CPU).
+//! Its final binaries go to a target directory of their own: its binary is
+//! called `xtask` too, and would replace this workspace's.
 
 use crate::common;
 
@@ -52,7 +56,8 @@ fn adopting_workspace(root: &Path, dev_deps: &str) {
     std::fs::copy(kit.join("../Cargo.lock"), root.join("Cargo.lock")).unwrap();
 }
 
-/// `cargo ARGS` in the workspace at `root`, hermetic, with the shared target directory.
+/// `cargo ARGS` in the workspace at `root`, hermetic, with this build's
+/// build directory and a target directory of its own.
 fn cargo(root: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO"));
     common::hermetic(&mut cmd);
@@ -60,13 +65,18 @@ fn cargo(root: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
         "CARGO_MANIFEST_DIR",
         "CARGO_PKG_NAME",
         "CARGO_TARGET_DIR",
+        "CARGO_BUILD_BUILD_DIR",
         "RUSTFLAGS",
     ] {
         cmd.env_remove(var);
     }
-    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("other-repo-target");
+    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let build_dir = tmp
+        .parent()
+        .expect("the tmpdir is inside the target directory");
     cmd.current_dir(root)
-        .env("CARGO_TARGET_DIR", &target)
+        .env("CARGO_BUILD_BUILD_DIR", build_dir)
+        .env("CARGO_TARGET_DIR", tmp.join("other-repo-target"))
         .env("CARGO_TERM_COLOR", "never")
         .args(args);
     for (k, v) in env {
