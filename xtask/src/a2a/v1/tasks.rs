@@ -307,6 +307,60 @@ mod tests {
     }
 
     #[test]
+    fn a_kept_task_is_viewed_as_the_typed_task_would_be() {
+        use super::super::types::{Artifact, Message, Part, Role};
+        let msg = |id: &str| Message {
+            message_id: id.into(),
+            context_id: "c".into(),
+            task_id: "t".into(),
+            role: Role::User,
+            parts: vec![Part::data(
+                serde_json::json!({"z": 1, "a": [2, {"y": 3, "b": 4}]}),
+            )],
+            metadata: None,
+            extensions: vec![],
+            reference_task_ids: vec![],
+        };
+        let mut typed = Task {
+            id: "t".into(),
+            context_id: "c".into(),
+            status: TaskStatus {
+                state: TaskState::Completed,
+                message: Some(msg("why")),
+                timestamp: "2026-01-01T00:00:00.000Z".into(),
+            },
+            artifacts: vec![Artifact {
+                artifact_id: "a1".into(),
+                name: "result".into(),
+                description: String::new(),
+                parts: vec![Part::text("done")],
+            }],
+            history: vec![msg("m1"), msg("m2"), msg("m3")],
+        };
+        for artifacts in [false, true] {
+            for history in [None, Some(0), Some(1), Some(2), Some(3), Some(9)] {
+                let task = Stored::new(&typed, serde_json::to_string(&typed).unwrap());
+                assert_eq!(
+                    serde_json::to_string(&task.view(history, artifacts)).unwrap(),
+                    serde_json::to_string(&typed.view(history, artifacts)).unwrap(),
+                    "{history:?} {artifacts}"
+                );
+            }
+        }
+        typed.artifacts.clear();
+        typed.history.clear();
+        let task = Stored::new(&typed, serde_json::to_string(&typed).unwrap());
+        assert_eq!(
+            serde_json::to_string(&task.view(Some(1), true)).unwrap(),
+            serde_json::to_string(&typed).unwrap()
+        );
+        assert_eq!(
+            (task.state, task.context_id.as_str()),
+            (TaskState::Completed, "c")
+        );
+    }
+
+    #[test]
     fn ids_are_version_4_uuids_and_distinct() {
         let a = new_id();
         assert_eq!(a.len(), 36);
