@@ -145,6 +145,13 @@ pub fn read_streamed_bundle(root: &Path, file: &Path) -> Option<Bundle> {
     if !f.metadata().ok()?.is_file() {
         return None;
     }
+    let mut reader = std::io::BufReader::with_capacity(256 * 1024, f.take(MAX_BUNDLE));
+    // `pack`'s own layout first; anything else from the start, by serde_json.
+    if let Some(bundle) = super::pretty::read(&mut reader) {
+        return validate(bundle).ok();
+    }
+    let mut f = reader.into_inner().into_inner();
+    std::io::Seek::rewind(&mut f).ok()?;
     let reader = std::io::BufReader::with_capacity(256 * 1024, f.take(MAX_BUNDLE));
     let mut de = serde_json::Deserializer::from_reader(reader);
     let bundle: Bundle = object(&mut de).ok()?;
@@ -216,7 +223,7 @@ fn validate(bundle: Bundle) -> Result<Bundle> {
 /// Deserialises a `T` from a JSON object only. serde's derived structs also
 /// accept a JSON array of the fields in order, which would let `[manifest,
 /// signature]` pass for a bundle: evidence has exactly one spelling.
-fn object<'de, D, T>(d: D) -> std::result::Result<T, D::Error>
+pub(super) fn object<'de, D, T>(d: D) -> std::result::Result<T, D::Error>
 where
     D: serde::Deserializer<'de>,
     T: Deserialize<'de> + Named,
@@ -258,7 +265,7 @@ fn artifact_objects<'de, D: serde::Deserializer<'de>>(
 }
 
 /// What a part of a bundle is called in errors.
-trait Named {
+pub(super) trait Named {
     const WHAT: &'static str;
 }
 impl Named for Bundle {

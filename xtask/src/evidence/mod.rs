@@ -49,6 +49,7 @@ mod hash;
 mod key;
 mod pack;
 mod paths;
+mod pretty;
 mod seed;
 mod verify;
 mod walk;
