@@ -261,6 +261,17 @@ fn no_data_is_an_absent_metric_and_a_required_objective_fails_on_it() {
 }
 
 /// Runs golive against a Prometheus that scrapes the gateway at `port`.
+/// A Prometheus that scrapes a gateway on a free port (the port), and a
+/// project whose `golive.toml` is `config`; `None` when Prometheus is not
+/// installed (see `prom_server::start`).
+fn scraped_project(config: &str) -> Option<(prom_server::PromServer, tempfile::TempDir, u16)> {
+    let port = prom_server::free_port();
+    let prom = prom_server::start(&[format!("127.0.0.1:{port}")])?;
+    let p = temp_project();
+    std::fs::write(p.path().join("golive.toml"), config).unwrap();
+    Some((prom, p, port))
+}
+
 fn golive_with(
     prom: &prom_server::PromServer,
     root: &Path,
@@ -294,17 +305,10 @@ fn check_of(report: &Value, metric: &str) -> Value {
 
 #[test]
 fn golive_passes_on_a_healthy_gateway_judged_by_prometheus() {
-    let port = prom_server::free_port();
-    let Some(prom) = prom_server::start(&[format!("127.0.0.1:{port}")]) else {
+    // A short window: the test server scrapes every 250 ms.
+    let Some((prom, p, port)) = scraped_project("[prometheus]\nwindow = \"1s\"\n") else {
         return;
     };
-    let p = temp_project();
-    // A short window: the test server scrapes every 250 ms.
-    std::fs::write(
-        p.path().join("golive.toml"),
-        "[prometheus]\nwindow = \"1s\"\n",
-    )
-    .unwrap();
     let o = golive_with(&prom, p.path(), port, &[]);
     assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
     for want in golive_outputs(V) {
@@ -390,16 +394,9 @@ fn regex_free_range(q: &str) -> String {
 
 #[test]
 fn golive_fails_the_first_stage_under_injected_latency_on_what_prometheus_measured() {
-    let port = prom_server::free_port();
-    let Some(prom) = prom_server::start(&[format!("127.0.0.1:{port}")]) else {
+    let Some((prom, p, port)) = scraped_project("[prometheus]\nwindow = \"2s\"\n") else {
         return;
     };
-    let p = temp_project();
-    std::fs::write(
-        p.path().join("golive.toml"),
-        "[prometheus]\nwindow = \"2s\"\n",
-    )
-    .unwrap();
     let o = golive_with(
         &prom,
         p.path(),
@@ -430,16 +427,9 @@ fn golive_fails_the_first_stage_under_injected_latency_on_what_prometheus_measur
 
 #[test]
 fn golive_fails_the_first_stage_under_injected_errors_on_what_prometheus_measured() {
-    let port = prom_server::free_port();
-    let Some(prom) = prom_server::start(&[format!("127.0.0.1:{port}")]) else {
+    let Some((prom, p, port)) = scraped_project("[prometheus]\nwindow = \"2s\"\n") else {
         return;
     };
-    let p = temp_project();
-    std::fs::write(
-        p.path().join("golive.toml"),
-        "[prometheus]\nwindow = \"2s\"\n",
-    )
-    .unwrap();
     let o = golive_with(&prom, p.path(), port, &["--degrade", "A2A.error_rate=+20"]);
     assert_eq!(o.status.code(), Some(3), "{}{}", stdout(&o), stderr(&o));
     let report = read_json(&p.path().join(format!("out/gates-stage-{V}.json")));
