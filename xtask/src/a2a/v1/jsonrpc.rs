@@ -163,81 +163,9 @@ pub(in crate::a2a) fn reply(state: &State, version: Option<&str>, body: &[u8]) -
     reply
 }
 
-/// A method's `params`: parsed, or still the request's text.
-pub(super) enum Params<'a> {
-    Value(Value),
-    /// A JSON object's text: the method parses its own request type from it
-    /// in one pass, without building a tree of the whole body first.
-    Text(&'a str),
-}
-
-/// A well-formed request as most clients send it, read straight from the
-/// body: `jsonrpc` and `method` as plain strings, `params` an object left as
-/// text. Anything else (an escape in those strings, a repeated member, a
-/// missing one) takes the general path, which says what is wrong.
-#[derive(serde::Deserialize)]
-struct Plain<'a> {
-    jsonrpc: &'a str,
-    id: Value,
-    method: &'a str,
-    #[serde(borrow)]
-    params: &'a serde_json::value::RawValue,
-}
-
-impl<'a> Plain<'a> {
-    fn read(body: &'a [u8]) -> Option<Plain<'a>> {
-        let plain: Plain = serde_json::from_slice(body).ok()?;
-        let params = plain.params.get();
-        // Text kept raw is not held to serde_json's nesting limit: deep
-        // params go the general way, which refuses the body as a whole.
-        (plain.jsonrpc == "2.0"
-            && valid_id(&plain.id)
-            && params.starts_with('{')
-            && nesting(params) <= MAX_PLAIN_NESTING)
-            .then_some(plain)
-    }
-}
-
-/// How deep [`Plain`] params may nest: well inside serde_json's 128 levels
-/// for the whole body.
-const MAX_PLAIN_NESTING: usize = 64;
-
-/// How deeply the arrays and objects of JSON `text` nest.
-fn nesting(text: &str) -> usize {
-    let (mut depth, mut max, mut in_string, mut escaped) = (0usize, 0usize, false, false);
-    for b in text.bytes() {
-        if in_string {
-            match b {
-                _ if escaped => escaped = false,
-                b'\\' => escaped = true,
-                b'"' => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        match b {
-            b'"' => in_string = true,
-            b'[' | b'{' => {
-                depth += 1;
-                max = max.max(depth);
-            }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    max
-}
-
 /// The response's `id`, the outcome for a body, and the policy's decision if
 /// one was made.
 fn answer(state: &State, version: Option<&str>, body: &[u8]) -> (Value, Outcome, Option<Decision>) {
-    if let Some(plain) = Plain::read(body) {
-        if let Some(e) = version_error(version) {
-            return (plain.id, Err(e), None);
-        }
-        let (outcome, decision) = dispatch(state, plain.method, Params::Text(plain.params.get()));
-        return (plain.id, outcome, decision);
-    }
     let parsed = std::str::from_utf8(body)
         .map_err(|e| format!("request body is not valid UTF-8: {e}"))
         .and_then(|text| serde_json::from_str::<Value>(text).map_err(|e| e.to_string()));
@@ -262,7 +190,7 @@ fn answer(state: &State, version: Option<&str>, body: &[u8]) -> (Value, Outcome,
     if let Some(e) = version_error(version) {
         return (id, Err(e), None);
     }
-    let (outcome, decision) = dispatch(state, &method, Params::Value(params));
+    let (outcome, decision) = dispatch(state, &method, params);
     (id, outcome, decision)
 }
 
@@ -349,7 +277,7 @@ fn valid_id(id: &Value) -> bool {
     }
 }
 
-fn dispatch(state: &State, method: &str, params: Params) -> (Outcome, Option<Decision>) {
+fn dispatch(state: &State, method: &str, params: Value) -> (Outcome, Option<Decision>) {
     let outcome = match method {
         "SendMessage" => {
             return match send_message(state, params) {
@@ -424,19 +352,6 @@ mod tests {
         ] {
             assert!(!valid_id(&bad), "{bad}");
         }
-    }
-
-    #[test]
-    fn nesting_counts_brackets_outside_strings() {
-        assert_eq!(nesting("{}"), 1);
-        assert_eq!(nesting(r#"{"a":[{"b":"[[[{"}]]}"#), 3);
-        assert_eq!(nesting(r#"{"a":"\\\"[[["}"#), 1);
-        let deep = format!("{{\"id\":{}{}}}", "[".repeat(200), "]".repeat(200));
-        assert_eq!(nesting(&deep), 201);
-        let body = format!(r#"{{"jsonrpc":"2.0","id":1,"method":"GetTask","params":{deep}}}"#);
-        assert!(Plain::read(body.as_bytes()).is_none());
-        let body = r#"{"jsonrpc":"2.0","id":1,"method":"GetTask","params":{"id":"a"}}"#;
-        assert!(Plain::read(body.as_bytes()).is_some());
     }
 
     #[test]

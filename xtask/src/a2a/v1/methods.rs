@@ -9,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
-use super::jsonrpc::{clip, ErrorCode, Outcome, Params, RpcError};
+use super::jsonrpc::{clip, ErrorCode, Outcome, RpcError};
 use super::tasks::{new_id, now_timestamp, Stored};
 use super::types::{
     Artifact, GetTaskRequest, ListTasksRequest, ListTasksResponse, Message, Part, Role,
@@ -23,16 +23,7 @@ const DEFAULT_PAGE_SIZE: usize = 50;
 const MAX_PAGE_SIZE: usize = 100;
 
 /// Reads `params` as `T`; a mismatch is -32602 naming serde's complaint.
-/// Text that does not read as `T` is read again as a tree, so the complaint
-/// is the same whichever way the params came.
-fn params_as<T: DeserializeOwned>(method: &str, params: Params) -> Result<T, RpcError> {
-    let params = match params {
-        Params::Value(v) => v,
-        Params::Text(text) => match serde_json::from_str(text) {
-            Ok(t) => return Ok(t),
-            Err(_) => serde_json::from_str(text).expect("the body parsed as JSON"),
-        },
-    };
+fn params_as<T: DeserializeOwned>(method: &str, params: Value) -> Result<T, RpcError> {
     serde_json::from_value(params).map_err(|e| {
         RpcError::new(
             ErrorCode::InvalidParams,
@@ -55,7 +46,7 @@ fn history_length(value: Option<i64>) -> Result<Option<u32>, RpcError> {
 }
 
 /// `SendMessage`: the result, and whether the policy allowed the request.
-pub(super) fn send_message(state: &State, params: Params) -> Result<(Vec<u8>, bool), RpcError> {
+pub(super) fn send_message(state: &State, params: Value) -> Result<(Vec<u8>, bool), RpcError> {
     let (message, history) = read_send_message(state, params)?;
     let data = request_data(&message)?;
     let task_id = new_id();
@@ -78,7 +69,7 @@ pub(super) fn send_message(state: &State, params: Params) -> Result<(Vec<u8>, bo
 
 /// Step 1 of `SendMessage`: the params, checked; the message and the
 /// `historyLength` asked for.
-fn read_send_message(state: &State, params: Params) -> Result<(Message, Option<u32>), RpcError> {
+fn read_send_message(state: &State, params: Value) -> Result<(Message, Option<u32>), RpcError> {
     let req: SendMessageRequest = params_as("SendMessage", params)?;
     let config = req.configuration.unwrap_or_default();
     if config.task_push_notification_config.is_some() {
@@ -242,7 +233,7 @@ fn not_found(id: &str) -> RpcError {
     .with("taskId", clip(id).as_str())
 }
 
-pub(super) fn get_task(state: &State, params: Params) -> Outcome {
+pub(super) fn get_task(state: &State, params: Value) -> Outcome {
     let req: GetTaskRequest = params_as("GetTask", params)?;
     let history = history_length(req.history_length)?;
     let task = state
@@ -252,11 +243,11 @@ pub(super) fn get_task(state: &State, params: Params) -> Outcome {
         .ok_or_else(|| not_found(&req.id))?;
     Ok(match history {
         None => task.json.as_bytes().to_vec(),
-        Some(_) => serde_json::to_vec(&task.view(history, true)).expect("a task serialises"),
+        Some(_) => task.view(history, true).into_bytes(),
     })
 }
 
-pub(super) fn cancel_task(state: &State, params: Params) -> Outcome {
+pub(super) fn cancel_task(state: &State, params: Value) -> Outcome {
     let req: GetTaskRequest = params_as("CancelTask", params)?;
     let task = state
         .v1
@@ -276,7 +267,7 @@ pub(super) fn cancel_task(state: &State, params: Params) -> Outcome {
     .with("taskId", &task.id))
 }
 
-pub(super) fn list_tasks(state: &State, params: Params) -> Outcome {
+pub(super) fn list_tasks(state: &State, params: Value) -> Outcome {
     let req: ListTasksRequest = params_as("ListTasks", params)?;
     let bad = |msg: String| RpcError::new(ErrorCode::InvalidParams, msg);
     let page_size = match req.page_size {
@@ -315,7 +306,10 @@ pub(super) fn list_tasks(state: &State, params: Params) -> Outcome {
         tasks: page
             .tasks
             .iter()
-            .map(|t| t.view(history, artifacts))
+            .map(|t| {
+                serde_json::value::RawValue::from_string(t.view(history, artifacts))
+                    .expect("a view is JSON")
+            })
             .collect(),
         next_page_token: page.next_page_token,
         page_size: page_size as u32,

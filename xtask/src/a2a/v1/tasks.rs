@@ -1,6 +1,6 @@
 //! The gateway's A2A tasks, kept in memory so `GetTask`, `ListTasks` and
 //! `CancelTask` can find them, and bounded so no client can grow it without
-//! limit: at most [`MAX_TASKS`] tasks and [`MAX_BYTES`] of their JSON, the
+//! limit: at most [`MAX_TASKS`] tasks and [`MAX_BYTES`] of their JSON (and the ids kept beside it), the
 //! oldest evicted first. A task that is alone larger than the byte bound is
 //! answered but not kept. Every task this gateway creates is terminal at once
 //! (completed or rejected), so a stored task never changes and "oldest" is
@@ -17,7 +17,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
-use serde_json::Value;
+use serde_json::value::RawValue;
 
 use super::types::{Task, TaskState};
 
@@ -34,6 +34,11 @@ pub struct Stored {
 }
 
 impl Stored {
+    /// The bytes it keeps, as the store's bound counts them.
+    fn size(&self) -> usize {
+        self.json.len() + self.id.len() + self.context_id.len() + self.timestamp.len()
+    }
+
     /// `task` and its JSON, as [`serde_json::to_string`] writes it.
     pub fn new(task: &Task, json: String) -> Stored {
         Stored {
@@ -45,23 +50,66 @@ impl Stored {
         }
     }
 
-    /// The task as a client asked for it (see [`Task::view`]), written as
-    /// `Task::view` would write it: the JSON's key order is kept, and a
-    /// history or artifact list left empty is left out.
-    pub fn view(&self, history_length: Option<u32>, artifacts: bool) -> Value {
-        let mut task: Value = serde_json::from_str(&self.json).expect("a kept task is JSON");
-        let obj = task.as_object_mut().expect("a kept task is an object");
-        if !artifacts {
-            obj.shift_remove("artifacts");
+    /// The task as a client asked for it (see [`Task::view`]), as the JSON
+    /// `Task::view` would serialise to. Its members are copied as they were
+    /// written, not parsed: a number reads back as the same text, and a
+    /// task nested deeper than serde_json reads (a client's deep data,
+    /// echoed a level down) is still shown.
+    pub fn view(&self, history_length: Option<u32>, artifacts: bool) -> String {
+        let Members(members) = serde_json::from_str(&self.json).expect("a kept task is an object");
+        let mut out = String::with_capacity(self.json.len());
+        for (key, raw) in members {
+            let text = match key.as_str() {
+                "artifacts" if !artifacts => continue,
+                "history" => {
+                    let items: Vec<&RawValue> =
+                        serde_json::from_str(raw.get()).expect("a kept history is a list");
+                    let keep = history_length.map_or(items.len(), |n| n as usize);
+                    let kept = &items[items.len().saturating_sub(keep)..];
+                    if kept.is_empty() {
+                        continue;
+                    }
+                    let kept: Vec<&str> = kept.iter().map(|r| r.get()).collect();
+                    format!("[{}]", kept.join(","))
+                }
+                _ => raw.get().to_string(),
+            };
+            out.push(if out.is_empty() { '{' } else { ',' });
+            out.push_str(&serde_json::to_string(&key).expect("a key serialises"));
+            out.push(':');
+            out.push_str(&text);
         }
-        if let Some(Value::Array(history)) = obj.get_mut("history") {
-            let keep = history_length.map_or(history.len(), |n| n as usize);
-            history.drain(..history.len().saturating_sub(keep));
-            if history.is_empty() {
-                obj.shift_remove("history");
+        if out.is_empty() {
+            out.push('{');
+        }
+        out.push('}');
+        out
+    }
+}
+
+/// A JSON object's members in order, each value as its text.
+struct Members<'a>(Vec<(String, &'a RawValue)>);
+
+impl<'de> serde::Deserialize<'de> for Members<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Members<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut members = Vec::new();
+                while let Some(member) = map.next_entry::<String, &'de RawValue>()? {
+                    members.push(member);
+                }
+                Ok(Members(members))
             }
         }
-        task
+        d.deserialize_map(Visit)
     }
 }
 
@@ -112,9 +160,9 @@ impl TaskStore {
     }
 
     /// Keeps `task`, evicting the oldest tasks as the bounds require (its
-    /// JSON's length counts against the byte bound).
+    /// JSON and the fields kept beside it count against the byte bound).
     pub fn insert(&self, task: Stored) {
-        let size = task.json.len();
+        let size = task.size();
         if size > self.max_bytes || self.max_tasks == 0 {
             return;
         }
@@ -124,7 +172,7 @@ impl TaskStore {
                 break;
             };
             if let Some(gone) = inner.by_id.remove(&oldest) {
-                inner.bytes -= gone.task.json.len();
+                inner.bytes -= gone.task.size();
             }
         }
         let seq = inner.next_seq;
@@ -235,7 +283,7 @@ mod tests {
     use super::super::types::{TaskState, TaskStatus};
     use super::*;
 
-    /// A task whose JSON is `size` bytes long (padded with spaces).
+    /// A task that counts `size` bytes (its JSON padded with spaces).
     fn sized(id: &str, state: TaskState, size: usize) -> Stored {
         let task = Task {
             id: id.to_string(),
@@ -249,8 +297,11 @@ mod tests {
             history: vec![],
         };
         let json = serde_json::to_string(&task).unwrap();
-        let pad = size.saturating_sub(json.len());
-        Stored::new(&task, format!("{json}{}", " ".repeat(pad)))
+        let unpadded = Stored::new(&task, json.clone()).size();
+        let pad = size.saturating_sub(unpadded);
+        let stored = Stored::new(&task, format!("{json}{}", " ".repeat(pad)));
+        assert!(size == 0 || stored.size() == size, "{size}");
+        stored
     }
 
     fn task(id: &str, state: TaskState) -> Stored {
@@ -274,13 +325,13 @@ mod tests {
 
     #[test]
     fn the_oldest_tasks_are_evicted_at_the_byte_bound_and_a_huge_one_is_not_kept() {
-        let store = TaskStore::new(100, 300);
-        store.insert(sized("a", TaskState::Completed, 120));
-        store.insert(sized("b", TaskState::Completed, 120));
-        store.insert(sized("c", TaskState::Completed, 120));
+        let store = TaskStore::new(100, 350);
+        store.insert(sized("a", TaskState::Completed, 150));
+        store.insert(sized("b", TaskState::Completed, 150));
+        store.insert(sized("c", TaskState::Completed, 150));
         assert!(store.get("a").is_none());
         assert!(store.get("b").is_some() && store.get("c").is_some());
-        store.insert(sized("huge", TaskState::Completed, 301));
+        store.insert(sized("huge", TaskState::Completed, 351));
         assert!(store.get("huge").is_none());
         assert_eq!(store.len(), 2);
     }
@@ -341,7 +392,7 @@ mod tests {
             for history in [None, Some(0), Some(1), Some(2), Some(3), Some(9)] {
                 let task = Stored::new(&typed, serde_json::to_string(&typed).unwrap());
                 assert_eq!(
-                    serde_json::to_string(&task.view(history, artifacts)).unwrap(),
+                    task.view(history, artifacts),
                     serde_json::to_string(&typed.view(history, artifacts)).unwrap(),
                     "{history:?} {artifacts}"
                 );
@@ -351,12 +402,56 @@ mod tests {
         typed.history.clear();
         let task = Stored::new(&typed, serde_json::to_string(&typed).unwrap());
         assert_eq!(
-            serde_json::to_string(&task.view(Some(1), true)).unwrap(),
+            task.view(Some(1), true),
             serde_json::to_string(&typed).unwrap()
         );
         assert_eq!(
             (task.state, task.context_id.as_str()),
             (TaskState::Completed, "c")
+        );
+    }
+
+    /// A client's data deeper than serde_json reads back, and a number whose
+    /// shortest form does not read back to the same float: the views show
+    /// them as `SendMessage` answered them.
+    #[test]
+    fn a_deep_or_inexact_task_is_viewed_as_it_was_answered() {
+        use super::super::types::{Message, Part, Role};
+        let mut deep = serde_json::json!(1);
+        for _ in 0..200 {
+            deep = serde_json::json!([deep]);
+        }
+        let inexact: serde_json::Value = serde_json::from_str("30900594239637936e-32").unwrap();
+        let typed = Task {
+            id: "t".into(),
+            context_id: "c".into(),
+            status: TaskStatus {
+                state: TaskState::Rejected,
+                message: None,
+                timestamp: "2026-01-01T00:00:00.000Z".into(),
+            },
+            artifacts: vec![],
+            history: vec![Message {
+                message_id: "m".into(),
+                context_id: "c".into(),
+                task_id: "t".into(),
+                role: Role::User,
+                parts: vec![Part::data(serde_json::json!({"deep": deep, "x": inexact}))],
+                metadata: None,
+                extensions: vec![],
+                reference_task_ids: vec![],
+            }],
+        };
+        let json = serde_json::to_string(&typed).unwrap();
+        assert!(
+            serde_json::from_str::<serde_json::Value>(&json).is_err(),
+            "too deep to parse"
+        );
+        let task = Stored::new(&typed, json.clone());
+        assert_eq!(task.view(Some(1), false), json);
+        assert_eq!(
+            task.view(Some(0), false),
+            serde_json::to_string(&typed.view(Some(0), false)).unwrap()
         );
     }
 

@@ -238,7 +238,7 @@ pub struct ListTasksRequest {
 #[serde(rename_all = "camelCase")]
 pub struct ListTasksResponse {
     /// Each task's view, as [`super::tasks::Stored::view`] writes it.
-    pub tasks: Vec<Value>,
+    pub tasks: Vec<Box<serde_json::value::RawValue>>,
     pub next_page_token: String,
     pub page_size: u32,
     pub total_size: u32,
