@@ -565,14 +565,16 @@ pub fn bench(
     let [perform, bare, messages] = &results;
     let rounds = perform.len();
     let rps = |loads: &[Measured], i: usize| loads[i].figures.rps;
+    // How much slower `a` is than `b` (than a load that got nothing done, infinitely).
+    let below = |a: f64, b: f64| if b > 0.0 { 1.0 - a / b } else { f64::INFINITY };
     let metrics_cost = median(
         (0..rounds)
-            .map(|i| 1.0 - rps(perform, i) / rps(bare, i))
+            .map(|i| below(rps(perform, i), rps(bare, i)))
             .collect(),
     );
     let slowdown = median(
         (0..rounds)
-            .map(|i| 1.0 - rps(messages, i) / rps(perform, i))
+            .map(|i| below(rps(messages, i), rps(perform, i)))
             .collect(),
     );
     let p = median_load(perform);

@@ -20,6 +20,10 @@ use super::bundle::{object, Artifact, Bundle};
 const HEAD: [&[u8]; 3] = [b"{\n", b"  \"manifest\": {\n", b"    \"artifacts\": [\n"];
 /// The most bytes of manifest after the artifacts (a kit bundle has about 200).
 const MAX_TAIL: u64 = 64 * 1024;
+/// The longest line read (a path of 4,096 bytes, escaped, fits many times):
+/// a bundle in another layout, all on one line, is not read into memory to
+/// find out that it is not `pack`'s.
+const MAX_LINE: u64 = 64 * 1024;
 
 /// Reads a bundle in `pack`'s layout from `reader`; `None` when the text is
 /// anything else (see the module documentation).
@@ -74,12 +78,12 @@ pub(super) fn read(mut reader: impl BufRead) -> Option<Bundle> {
     Some(bundle)
 }
 
-/// The next line, newline included, into `line`; `None` at the end or on an
-/// error.
+/// The next line, newline included, into `line`; `None` at the end, on an
+/// error, or when it is longer than [`MAX_LINE`].
 fn next_line(reader: &mut impl BufRead, line: &mut Vec<u8>) -> Option<()> {
     line.clear();
-    match reader.read_until(b'\n', line) {
-        Ok(n) if n > 0 => Some(()),
+    match reader.by_ref().take(MAX_LINE).read_until(b'\n', line) {
+        Ok(n) if n > 0 && line.ends_with(b"\n") => Some(()),
         _ => None,
     }
 }
@@ -179,6 +183,8 @@ mod tests {
             text.replace("\"path\": \"out/b\",\n        \"sha256\"", "\"sha256\""),
             // No artifacts.
             serde_json::to_string_pretty(&bundle(&[])).unwrap(),
+            // One line longer than any this reader takes.
+            text.replace("out/a", &format!("out/{}", "a".repeat(70_000))),
             // Cut short, or something after the end.
             text[..text.len() / 2].to_string(),
             text[..text.len() - 3].to_string(),
