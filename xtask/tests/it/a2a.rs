@@ -295,20 +295,10 @@ fn a2a_probe_checks_shape_hash_and_policy() {
 
 #[test]
 fn a2a_decision_log_has_one_line_per_decision() {
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("logs/decisions.jsonl");
-    let gw = Gateway::start(GatewayOptions {
-        decision_log: Some(log.clone()),
-        ..GatewayOptions::default()
-    })
-    .unwrap();
+    let (_dir, log, gw) = a2a_http::logged_gateway("logs/decisions.jsonl");
     a2a::probe(&gw.url()).unwrap();
     gw.shutdown().unwrap();
-    let text = std::fs::read_to_string(&log).unwrap();
-    let lines: Vec<Value> = text
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = a2a_http::log_lines(&log);
     // Three `/a2a/perform` requests, then the A2A 1.0 allowed and denied SendMessage.
     assert_eq!(lines.len(), 5);
     assert_eq!(lines[0]["allow"], true);

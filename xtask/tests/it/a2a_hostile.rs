@@ -237,13 +237,7 @@ fn a2a_idle_connections_do_not_block_a_good_client() {
 
 #[test]
 fn a2a_multi_thread_load_leaves_a_whole_decision_log() {
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("decisions.jsonl");
-    let gw = Gateway::start(GatewayOptions {
-        decision_log: Some(log.clone()),
-        ..GatewayOptions::default()
-    })
-    .unwrap();
+    let (_dir, log, gw) = a2a_http::logged_gateway("decisions.jsonl");
     let url = gw.url();
     // Four client threads, each its own load of 250 requests over 2 connections.
     let threads: Vec<_> = (0..4)

@@ -201,23 +201,13 @@ fn a2a_v1_send_message_completes_an_allowed_task_and_rejects_a_denied_one() {
 
 #[test]
 fn a2a_v1_decisions_go_to_the_decision_log() {
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("decisions.jsonl");
-    let gw = Gateway::start(GatewayOptions {
-        decision_log: Some(log.clone()),
-        ..GatewayOptions::default()
-    })
-    .unwrap();
+    let (_dir, log, gw) = a2a_http::logged_gateway("decisions.jsonl");
     let allowed = send(gw.addr(), a2a::seed_request());
     let denied = send(gw.addr(), denied_request());
     // Reading a task back is not a decision.
     rpc(gw.addr(), "GetTask", json!({"id": allowed["id"]}));
     gw.shutdown().unwrap();
-    let lines: Vec<Value> = std::fs::read_to_string(&log)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = a2a_http::log_lines(&log);
     assert_eq!(lines.len(), 2, "{lines:?}");
     assert_eq!(lines[0]["path"], "/a2a/v1");
     assert_eq!(lines[0]["method"], "SendMessage");
@@ -730,13 +720,7 @@ fn a2a_v1_the_official_python_sdk_talks_to_the_gateway() {
     let Some(python) = python_with_a2a_sdk() else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("decisions.jsonl");
-    let gw = Gateway::start(GatewayOptions {
-        decision_log: Some(log.clone()),
-        ..GatewayOptions::default()
-    })
-    .unwrap();
+    let (_dir, log, gw) = a2a_http::logged_gateway("decisions.jsonl");
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/a2a_sdk_client.py");
     let mut cmd = Command::new(&python);
     cmd.arg(&script).arg(gw.url());
@@ -854,13 +838,7 @@ fn proxy(upstream: SocketAddr, canned: fn(&str, &str) -> Option<u16>) -> String 
 
 #[test]
 fn a2a_v1_an_agent_that_speaks_only_a2a_1_0_is_probed_and_loaded_through_send_message() {
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("decisions.jsonl");
-    let gw = Gateway::start(GatewayOptions {
-        decision_log: Some(log.clone()),
-        ..GatewayOptions::default()
-    })
-    .unwrap();
+    let (_dir, log, gw) = a2a_http::logged_gateway("decisions.jsonl");
     // An agent that speaks only A2A 1.0: no `/a2a/perform`.
     let agent = proxy(gw.addr(), |_, path| (path == "/a2a/perform").then_some(404));
 

@@ -140,3 +140,25 @@ pub fn good_request(addr: SocketAddr) -> RawResponse {
         other => panic!("the good request failed: {other:?}"),
     }
 }
+
+/// A gateway writing its decision log to `rel` in a new temp dir (kept alive
+/// by the returned dir), and the log's path.
+pub fn logged_gateway(rel: &str) -> (tempfile::TempDir, std::path::PathBuf, xtask::a2a::Gateway) {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join(rel);
+    let gw = xtask::a2a::Gateway::start(xtask::a2a::GatewayOptions {
+        decision_log: Some(log.clone()),
+        ..Default::default()
+    })
+    .unwrap();
+    (dir, log, gw)
+}
+
+/// The decision log's lines, each parsed as JSON.
+pub fn log_lines(log: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(log)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
