@@ -680,19 +680,7 @@ fn check_refused(root: &Path, bundle: &str, expect: Expect) -> Output {
         NotOk(reason) => {
             let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {ctx}"));
             assert_eq!(v["ok"], json!(false), "{ctx}");
-            let mut why: Vec<&str> = v["reasons"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|r| r.as_str().unwrap())
-                .collect();
-            why.extend(
-                v["rejected"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|r| r["reason"].as_str().unwrap()),
-            );
+            let why = common::verdict_reasons(&v);
             assert!(
                 why.iter().any(|w| w.contains(reason)),
                 "expected {reason:?}: {ctx}"

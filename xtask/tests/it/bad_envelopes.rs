@@ -530,19 +530,7 @@ fn check_refused(root: &Path, file: &str, expect: Expect) -> Output {
             let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {ctx}"));
             assert_eq!(v["ok"], json!(false), "{ctx}");
             assert_eq!(v["algo"], json!("ed25519"), "{ctx}");
-            let mut why: Vec<&str> = v["reasons"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|r| r.as_str().unwrap())
-                .collect();
-            why.extend(
-                v["rejected"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|r| r["reason"].as_str().unwrap()),
-            );
+            let why = common::verdict_reasons(&v);
             assert!(
                 why.iter().any(|w| w.contains(reason)),
                 "expected {reason:?}: {ctx}"

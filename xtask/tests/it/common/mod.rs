@@ -266,3 +266,19 @@ pub fn bless_or_check_corpus(dir: &Path, files: &[(&str, &[u8])], module: &str) 
         assert!(disk == *bytes, "{name} differs from the generator; {fix}");
     }
 }
+
+/// Every reason a `verify` verdict gives: its `reasons`, then each rejected
+/// path's `reason`.
+pub fn verdict_reasons(v: &serde_json::Value) -> Vec<&str> {
+    let reasons = v["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap());
+    let rejected = v["rejected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["reason"].as_str().unwrap());
+    reasons.chain(rejected).collect()
+}
