@@ -15,11 +15,7 @@ use xtask::attest::{self, dsse, keys, statement};
 
 /// `xtask` signing with the fixed test key.
 fn signing(root: &Path) -> Command {
-    let key = ed25519_key(root, "test");
-    let mut cmd = xtask(root);
-    cmd.env_remove("MC_SIGNING_KEY")
-        .env("MC_SIGNING_KEY_FILE", key);
-    cmd
+    common::signing_with(root, &ed25519_key(root, "test"))
 }
 
 fn pack(root: &Path, out: &str) -> Output {
@@ -237,14 +233,7 @@ fn key_given_for_a_bundle_or_hmac_key_for_an_envelope_is_refused() {
     );
     let o = verify(root, "dist/b.json");
     one_line_error(&o, 2, "--key verifies DSSE envelopes");
-    let o = run(xtask(root).args([
-        "evidence",
-        "pack",
-        "--format",
-        "dsse",
-        "--out",
-        "dist/e.json",
-    ]));
+    let o = run(xtask(root).args(common::PACK_DSSE));
     one_line_error(&o, 1, "--format dsse signs with an Ed25519 key");
     assert!(!root.join("dist/e.json").exists());
     // An Ed25519 key does not sign an HMAC bundle, nor verify one.
@@ -294,17 +283,7 @@ fn malformed_encrypted_or_wrong_type_key_files_are_one_line_errors() {
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         }
-        let o = run(xtask(root)
-            .env_remove("MC_SIGNING_KEY")
-            .env("MC_SIGNING_KEY_FILE", &path)
-            .args([
-                "evidence",
-                "pack",
-                "--format",
-                "dsse",
-                "--out",
-                "dist/e.json",
-            ]));
+        let o = run(common::signing_with(root, &path).args(common::PACK_DSSE));
         one_line_error(&o, 1, why);
         assert!(stderr(&o).contains(name), "names the file: {}", stderr(&o));
         assert!(!root.join("dist/e.json").exists());
@@ -319,17 +298,7 @@ fn a_private_key_others_can_read_is_a_warning_and_refused_under_strict() {
     let root = project.path();
     let key = ed25519_key(root, "test");
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let o = run(xtask(root)
-        .env_remove("MC_SIGNING_KEY")
-        .env("MC_SIGNING_KEY_FILE", &key)
-        .args([
-            "evidence",
-            "pack",
-            "--format",
-            "dsse",
-            "--out",
-            "dist/e.json",
-        ]));
+    let o = run(common::signing_with(root, &key).args(common::PACK_DSSE));
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
         stderr(&o).contains("warning") && stderr(&o).contains("chmod 600"),
@@ -337,19 +306,8 @@ fn a_private_key_others_can_read_is_a_warning_and_refused_under_strict() {
         stderr(&o)
     );
     std::fs::remove_file(root.join("dist/e.json")).unwrap();
-    let mut strict = xtask(root);
-    strict
-        .env_remove("MC_SIGNING_KEY")
-        .env("MC_SIGNING_KEY_FILE", &key)
-        .args([
-            "evidence",
-            "pack",
-            "--strict",
-            "--format",
-            "dsse",
-            "--out",
-            "dist/e.json",
-        ]);
+    let mut strict = common::signing_with(root, &key);
+    strict.args(common::PACK_DSSE).arg("--strict");
     one_line_error(&run(&mut strict), 1, "--strict refuses it");
     assert!(!root.join("dist/e.json").exists());
 }

@@ -80,17 +80,7 @@ fn securesystemslib_verifies_the_kits_envelope() {
     let project = temp_project();
     let root = project.path();
     let key = ed25519_key(root, "test");
-    let o = run(xtask(root)
-        .env_remove("MC_SIGNING_KEY")
-        .env("MC_SIGNING_KEY_FILE", &key)
-        .args([
-            "evidence",
-            "pack",
-            "--format",
-            "dsse",
-            "--out",
-            "dist/e.json",
-        ]));
+    let o = run(common::signing_with(root, &key).args(common::PACK_DSSE));
     assert!(o.status.success(), "{}", stderr(&o));
     let got = py(&python, root, PY_VERIFY);
     let kit_keyid = xtask::attest::keys::PublicKey::from_file(&root.join("keys/test.pem.pub"))

@@ -455,14 +455,7 @@ fn the_ed25519_private_key_never_appears_in_output_envelopes_or_errors() {
     };
     let mut outs = Vec::new();
     let mut go = |cmd: &mut Command| outs.push(run(cmd));
-    let dsse = [
-        "evidence",
-        "pack",
-        "--format",
-        "dsse",
-        "--out",
-        "dist/e.json",
-    ];
+    let dsse = common::PACK_DSSE;
     go(signing().args(dsse));
     go(signing().args([
         "evidence",

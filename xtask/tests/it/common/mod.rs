@@ -282,3 +282,22 @@ pub fn verdict_reasons(v: &serde_json::Value) -> Vec<&str> {
         .map(|r| r["reason"].as_str().unwrap());
     reasons.chain(rejected).collect()
 }
+
+/// `evidence pack --format dsse --out dist/e.json`.
+pub const PACK_DSSE: [&str; 6] = [
+    "evidence",
+    "pack",
+    "--format",
+    "dsse",
+    "--out",
+    "dist/e.json",
+];
+
+/// `xtask` in `root`, signing with the Ed25519 private key file `key` (and
+/// no HMAC key).
+pub fn signing_with(root: &Path, key: &Path) -> Command {
+    let mut cmd = xtask(root);
+    cmd.env_remove("MC_SIGNING_KEY")
+        .env("MC_SIGNING_KEY_FILE", key);
+    cmd
+}
