@@ -10,7 +10,9 @@
 //!   (`find out -type f -print0 | xargs -0 -P2 -n N`, as `bench/hash_limits.sh`
 //!   does) on the same files. Ratios compare this kit with 2 x openssl and
 //!   with the seed kit: timed in the same run with `--seed-kit`, else its
-//!   figures from the issue (labelled as such).
+//!   figures from the issue (labelled as such). On set c, the kernel's floor
+//!   is timed too: every file opened, read once and closed on every core,
+//!   nothing listed or hashed ([`floor`]).
 //! * Gateway: the release `xtask a2a serve` on 127.0.0.1 (a free port), loaded
 //!   with `wrk` when it is installed, else with the kit's own bounded load.
 //! * `golive`: the warm wall time of this xtask binary's `golive` in a temp
@@ -33,6 +35,7 @@ use xshell::{cmd, Shell};
 
 use crate::flags::{BenchArgs, BenchSet};
 
+mod floor;
 mod gateway;
 mod summary;
 pub mod traffic;
@@ -714,7 +717,26 @@ fn bench_evidence(
                 )),
             );
         }
+        let floor = (set.name == "c")
+            .then(|| read_floor(&dir, set, args.runs))
+            .transpose()?;
         evidence_rows(summary, set, &pack, &verify, openssl, seed_kit[1], args);
+        if let Some(floor) = floor {
+            let seed = seed_kit[1]
+                .map(|(s, _)| s)
+                .or((args.scale_down == 1).then_some(SEED_VERIFY_C_S));
+            summary.add(
+                format!(
+                    "the kernel's floor on set c: open, read once and close each of its {} files, on every core (nothing listed, hashed or parsed)",
+                    summary::thousands(set.files as f64)
+                ),
+                format!("{floor:.3} s"),
+                seed.map_or("seed n/a".to_string(), |s| {
+                    format!("8x the seed asks all of `verify` in {:.3} s", s / 8.0)
+                }),
+                None,
+            );
+        }
         std::fs::remove_dir_all(&dir)
             .with_context(|| format!("cannot remove {}", dir.display()))?;
     }
@@ -739,6 +761,34 @@ fn bench_evidence(
          sets a and c)."
     );
     Ok(all_ok)
+}
+
+/// The median time of [`floor::read_once`] over `set`'s files in `dir`,
+/// after a warm-up.
+fn read_floor(dir: &Path, set: &DataSet, runs: u32) -> Result<f64> {
+    let files: Vec<String> = (0..set.files)
+        .map(|i| format!("out/{}", set.file(i)))
+        .collect();
+    let mut walls = Vec::new();
+    for run in 0..=runs {
+        let (wall, bytes) = floor::read_once(dir, &files)?;
+        if bytes != set.bytes() {
+            bail!(
+                "the floor read {bytes} bytes of set {}, not {}",
+                set.name,
+                set.bytes()
+            );
+        }
+        if run > 0 {
+            walls.push(wall);
+        }
+    }
+    eprintln!(
+        "bench: set {}: the kernel's floor {:.3} s",
+        set.name,
+        median(&walls)
+    );
+    Ok(median(&walls))
 }
 
 // ---------------------------------------------------------------------------
