@@ -106,7 +106,7 @@ fn hash_file_raw_observed(path: &Path, buf: &mut [u8], after_chunk: &mut dyn FnM
 /// its place fails (`O_NOFOLLOW`), and a FIFO cannot block the open
 /// (`O_NONBLOCK`; the read then finds it is not a regular file).
 #[cfg(unix)]
-pub(super) fn open_in(dir: &File, name: &str) -> std::io::Result<File> {
+pub(crate) fn open_in(dir: &File, name: &str) -> std::io::Result<File> {
     use std::os::fd::{AsRawFd, FromRawFd};
     let name = std::ffi::CString::new(name).map_err(std::io::Error::other)?;
     // SAFETY: `dir` is an open descriptor and `name` a NUL-terminated string;

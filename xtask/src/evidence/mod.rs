@@ -58,6 +58,8 @@ pub use bundle::{
     parse_bundle, read_bundle, read_limited_bundle, sign, Artifact, Bundle, Manifest, Signing,
     ALGO_HMAC, ALGO_SEED, MAX_BUNDLE,
 };
+#[cfg(all(unix, feature = "bench"))]
+pub(crate) use hash::open_in;
 pub use hash::{hash_file, hash_file_observed};
 pub use key::{Key, DEV_KEY, MAX_KEY_FILE};
 pub use pack::{collect, pack, run_pack, PackOptions};

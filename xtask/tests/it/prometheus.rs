@@ -399,7 +399,7 @@ fn golive_fails_the_first_stage_under_injected_latency_on_what_prometheus_measur
     // four at a time, and each waits the injected latency (at +1,200 ms the
     // load runs into its 10 s bound and the test took 21 s).
     let config = "[prometheus]\nwindow = \"2s\"\n\
-                  [objectives.stage]\n\"A2A.perform.p95_ms\" = { max = 50, warn = 80 }\n";
+                  [objectives.stage]\n\"A2A.perform.p95_ms\" = { max = 50, warn = 100 }\n";
     let Some((prom, p, port)) = scraped_project(config) else {
         return;
     };
@@ -414,9 +414,11 @@ fn golive_fails_the_first_stage_under_injected_latency_on_what_prometheus_measur
     let c = check_of(&report, "A2A.perform.p95_ms");
     assert_eq!(c["verdict"], "FAIL", "{c}");
     assert_eq!(c["source"], "prometheus", "{c}");
-    // Every request took over 100 ms: the p95 lies in the 100-200 ms bucket.
+    // Every request took over 100 ms: the p95 lies above the 100 ms bucket
+    // (in the next, 200 ms, unless the machine is very slow), far below
+    // anything the gateway would take without the injected latency.
     let observed = c["observed"].as_f64().unwrap();
-    assert!(observed > 100.0 && observed <= 200.0, "{c}");
+    assert!(observed > 100.0 && observed < 1000.0, "{c}");
     assert!(
         c["query"]
             .as_str()
