@@ -386,7 +386,7 @@ fn a2a_probe_fails_on_a_wrong_shape() {
 fn a2a_probe_cli_bad_url_and_refused_connection_are_one_line_errors() {
     let project = temp_project();
     // A port that was free a moment ago: nothing listens there.
-    let port = crate::prom_server::free_port();
+    let port = common::free_port();
     for url in [
         "not-a-url".to_string(),
         "https://example.invalid".to_string(),

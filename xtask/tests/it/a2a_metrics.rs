@@ -342,7 +342,7 @@ impl Drop for Kill {
 #[test]
 fn serve_injects_the_same_faults_from_the_command_line() {
     let dir = common::temp_project();
-    let port = crate::prom_server::free_port();
+    let port = common::free_port();
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let _serve = Kill(
         common::xtask(dir.path())

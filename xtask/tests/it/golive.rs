@@ -151,7 +151,7 @@ fn a2a_url_points_golive_at_a_separately_started_gateway() {
 fn an_unreachable_a2a_url_fails_the_rollout_before_the_first_stage() {
     let p = project();
     // A port that was free a moment ago: nothing listens there.
-    let port = crate::prom_server::free_port();
+    let port = free_port();
     let o = run(golive(p.path()).env("A2A_URL", format!("http://127.0.0.1:{port}")));
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     let md = std::fs::read_to_string(p.path().join(format!("dist/golive-{V}.md"))).unwrap();

@@ -136,7 +136,7 @@ fn every_query_failure_is_one_line_naming_the_metric_and_writes_nothing() {
         return;
     };
     let p = temp_project();
-    let closed = format!("http://127.0.0.1:{}", prom_server::free_port());
+    let closed = format!("http://127.0.0.1:{}", common::free_port());
     let (_silent, silent) = silent_server();
     let wrong_path = format!("{}/nope", prom.url);
     let cases: Vec<(&str, &str, &str)> = vec![
@@ -265,7 +265,7 @@ fn no_data_is_an_absent_metric_and_a_required_objective_fails_on_it() {
 /// project whose `golive.toml` is `config`; `None` when Prometheus is not
 /// installed (see `prom_server::start`).
 fn scraped_project(config: &str) -> Option<(prom_server::PromServer, tempfile::TempDir, u16)> {
-    let port = prom_server::free_port();
+    let port = common::free_port();
     let prom = prom_server::start(&[format!("127.0.0.1:{port}")])?;
     let p = temp_project();
     std::fs::write(p.path().join("golive.toml"), config).unwrap();
@@ -464,7 +464,7 @@ fn golive_says_how_to_fix_a_prometheus_that_does_not_scrape_the_gateway() {
         "[prometheus]\nscrape_wait = \"2s\"\n",
     )
     .unwrap();
-    let port = prom_server::free_port();
+    let port = common::free_port();
     let o = golive_with(&prom, p.path(), port, &[]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let err = stderr(&o);

@@ -301,3 +301,36 @@ pub fn signing_with(root: &Path, key: &Path) -> Command {
         .env("MC_SIGNING_KEY_FILE", key);
     cmd
 }
+
+/// A loopback port that is free now and that no `bind(0)` of another test
+/// will take before the caller binds it: one below the kernel's ephemeral
+/// range, where the system never assigns ports by itself (the tests run four
+/// at a time, and most servers bind port 0). Falls back to a port the kernel
+/// chooses when the range cannot be read. Never Prometheus' default 9090.
+pub fn free_port() -> u16 {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u32>().ok())
+        .filter(|&low| low > 20_000);
+    if let Some(low) = low {
+        // Spread over 10,000 ports by process and call, so that two test
+        // runs at once do not walk the same ports.
+        let span = 10_000;
+        let start = std::process::id() % span;
+        for _ in 0..span {
+            let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let port = (low - span + (start + n * 7) % span) as u16;
+            if port != 9090 && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                return port;
+            }
+        }
+    }
+    loop {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+        let port = l.local_addr().unwrap().port();
+        if port != 9090 {
+            return port;
+        }
+    }
+}
